@@ -1,0 +1,9 @@
+// Files embedded into the compiled binary with `import x from "..." with { type: "file" }`: a path.
+declare module "*/busybox" {
+  const path: string;
+  export default path;
+}
+declare module "*.so" {
+  const path: string;
+  export default path;
+}

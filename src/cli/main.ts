@@ -1,0 +1,77 @@
+// Entry of the CLI. citty defines the commands and renders help; parsing follows runc's rules
+// (src/cli/argv.ts) and the exit code is ours to set: citty's runMain always exits 1, but `run` and
+// `exec` must pass the container's exit code through, and every error class has its own code.
+import { renderUsage } from "citty";
+import { parseFlags, splitGlobal } from "./argv.ts";
+import { commands } from "./commands/index.ts";
+import { setGlobals } from "./context.ts";
+import { NexcageError, toNexcageError } from "../core/errors.ts";
+import { configureLog, log, type LogFormat } from "../core/log.ts";
+
+const USAGE = `nexcage - OCI runtime that routes containers to crun, runc and (later) LXC, Proxmox and microVM backends
+
+usage: nexcage [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] [--config FILE] COMMAND [args]
+
+commands:
+  create, start, run, state, kill, delete, exec, pause, resume, ps, list, update   (runc's contract)
+  spec, features, version
+  route ID [--bundle B]    which backend a container goes to, and why
+  health | doctor          whether each backend can work on this host
+  demo                     run the embedded busybox container end to end
+
+Run 'nexcage COMMAND --help' for a command's flags.
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  let logFormat: LogFormat = "text";
+  try {
+    const { globals, verb, rest } = splitGlobal(argv);
+    const fmt = globals["log-format"];
+    if (fmt !== "text" && fmt !== "json") throw new NexcageError("usage", `invalid log format ${JSON.stringify(fmt)}: want text or json`);
+    logFormat = fmt;
+    configureLog({ ...(typeof globals.log === "string" ? { file: globals.log } : {}), format: logFormat, debug: globals.debug === true });
+    if (globals.version === true) {
+      const { versionText } = await import("./commands/version.ts");
+      process.stdout.write(versionText());
+      return 0;
+    }
+    if (verb === undefined || globals.help === true || verb === "help") {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const load = commands[verb];
+    if (!load) throw new NexcageError("usage", `unknown command ${JSON.stringify(verb)}; see 'nexcage --help'`);
+    const mod = await load();
+    const cmd = mod.default;
+    if (wantsHelp(rest, mod.parse?.stopAfterPositionals)) {
+      process.stdout.write(`${await renderUsage(cmd)}\n`);
+      return 0;
+    }
+    const args = (typeof cmd.args === "function" ? await cmd.args() : cmd.args) ?? {};
+    const parsed = parseFlags(rest, args, mod.parse);
+    const required = Object.values(args as Record<string, { type?: string; required?: boolean }>).filter((d) => d.type === "positional" && d.required).length;
+    if (parsed._.length < required) {
+      throw new NexcageError("usage", `"${verb}" requires ${required === 1 ? "a container id" : `${required} arguments`}; see 'nexcage ${verb} --help'`);
+    }
+    setGlobals(globals);
+    const result = await cmd.run?.({ rawArgs: rest, args: parsed as never, cmd });
+    return typeof result === "number" ? result : 0;
+  } catch (e) {
+    const err = toNexcageError(e);
+    log().error(err.message);
+    // one plain line on stderr: podman shows it as is, containerd reads the --log file
+    process.stderr.write(`nexcage: ${err.message}\n`);
+    return err.exitCode;
+  }
+}
+
+/** --help/-h among the verb's own flags (not inside an exec'd command line). */
+function wantsHelp(rest: string[], stopAfter: number | undefined): boolean {
+  let positionals = 0;
+  for (const tok of rest) {
+    if (tok === "--") return false;
+    if (tok === "--help" || tok === "-h" || tok === "-help") return true;
+    if (!tok.startsWith("-") && stopAfter !== undefined && ++positionals >= stopAfter) return false;
+  }
+  return false;
+}

@@ -1,0 +1,111 @@
+// nexcage's own configuration (/etc/nexcage/config.json, or --config / NEXCAGE_CONFIG), valibot-validated.
+// Also reads the config shape of the earlier NexCage (Zig) releases so existing installs keep working.
+import { existsSync } from "node:fs";
+import * as v from "valibot";
+import { BACKEND_NAMES, type BackendName } from "../backends/types.ts";
+import { NexcageError } from "./errors.ts";
+import { parseWith, readJsonFile } from "./validate.ts";
+
+export const DEFAULT_CONFIG_PATH = "/etc/nexcage/config.json";
+export const BACKEND_ANNOTATION = "org.nexcage.backend";
+
+const backendName = v.picklist(BACKEND_NAMES, `must be one of ${BACKEND_NAMES.join(", ")}`);
+
+const RuleSchema = v.pipe(
+  v.strictObject({
+    name: v.optional(v.string()),
+    /** glob (`web-*`) or, when it starts with ^ or ends with $, a regular expression */
+    id: v.optional(v.pipe(v.string(), v.minLength(1))),
+    /** annotation key that must be present in config.json */
+    annotation: v.optional(v.pipe(v.string(), v.minLength(1))),
+    /** pattern for the annotation's value (same glob/regex rule); any value when absent */
+    value: v.optional(v.string()),
+    backend: backendName,
+  }),
+  v.check((r) => r.id !== undefined || r.annotation !== undefined, "a rule needs `id` or `annotation` to match on"),
+  v.check((r) => r.value === undefined || r.annotation !== undefined, "`value` needs `annotation`"),
+);
+
+const NexcageConfigSchema = v.strictObject({
+  $schema: v.optional(v.string()),
+  defaultBackend: v.optional(backendName, "crun"),
+  /** tried in order when the routed backend cannot work on this host; empty = fail instead */
+  fallback: v.optional(v.array(backendName), []),
+  /** whether the org.nexcage.backend annotation may choose the backend */
+  annotationOverride: v.optional(v.boolean(), true),
+  routing: v.optional(v.array(RuleSchema), []),
+  runc: v.optional(v.strictObject({ path: v.optional(v.string()) }), {}),
+});
+
+export type RoutingRule = v.InferOutput<typeof RuleSchema>;
+export type NexcageConfig = v.InferOutput<typeof NexcageConfigSchema> & { source: string };
+
+// Earlier NexCage (Zig) config: container_config.routing [{pattern, runtime}], crun_name_patterns,
+// default_runtime / default_container_type; newer ones put routing under runtime.routing.
+const LegacyRule = v.looseObject({ pattern: v.string(), runtime: v.string() });
+const LegacySchema = v.looseObject({
+  runtime: v.optional(v.looseObject({ routing: v.optional(v.array(LegacyRule)) })),
+  container_config: v.optional(
+    v.looseObject({
+      routing: v.optional(v.array(LegacyRule)),
+      crun_name_patterns: v.optional(v.array(v.string())),
+      default_runtime: v.optional(v.string()),
+      default_container_type: v.optional(v.string()),
+    }),
+  ),
+  default_runtime: v.optional(v.string()),
+});
+
+const LEGACY_RUNTIME_NAMES: Record<string, BackendName> = {
+  crun: "crun",
+  runc: "runc",
+  lxc: "lxc",
+  proxmox_lxc: "proxmox-lxc",
+  "proxmox-lxc": "proxmox-lxc",
+  pct: "proxmox-lxc",
+  vm: "proxmox-vm",
+  qemu: "proxmox-vm",
+  "proxmox-vm": "proxmox-vm",
+  qm: "proxmox-vm",
+  microvm: "microvm",
+};
+
+function legacyBackend(name: string, where: string): BackendName {
+  const b = LEGACY_RUNTIME_NAMES[name];
+  if (!b) throw new NexcageError("invalidSpec", `invalid nexcage config: ${where}: unknown runtime "${name}" (known: ${Object.keys(LEGACY_RUNTIME_NAMES).join(", ")})`);
+  return b;
+}
+
+function isLegacy(data: unknown): boolean {
+  return typeof data === "object" && data !== null && ("container_config" in data || "proxmox" in data || ("runtime" in data && typeof (data as { runtime: unknown }).runtime === "object"));
+}
+
+export function parseConfig(data: unknown, source: string): NexcageConfig {
+  if (isLegacy(data)) return { ...fromLegacy(data, source), source };
+  return { ...parseWith(NexcageConfigSchema, data, `invalid nexcage config ${source}`), source };
+}
+
+function fromLegacy(data: unknown, source: string): v.InferOutput<typeof NexcageConfigSchema> {
+  const l = parseWith(LegacySchema, data, `invalid nexcage config ${source}`);
+  const cc = l.container_config;
+  const routing: RoutingRule[] = [];
+  // container_config.routing replaces runtime.routing wholesale when both exist (as the Zig releases did)
+  const rules = cc?.routing ?? l.runtime?.routing ?? [];
+  rules.forEach((r, i) => routing.push({ name: `legacy routing[${i}]`, id: r.pattern, backend: legacyBackend(r.runtime, `routing[${i}].runtime`) }));
+  (cc?.crun_name_patterns ?? []).forEach((p, i) => routing.push({ name: `crun_name_patterns[${i}]`, id: p, backend: "crun" }));
+  const def = cc?.default_runtime ?? l.default_runtime ?? cc?.default_container_type;
+  return {
+    defaultBackend: def ? legacyBackend(def, "default_runtime") : "crun",
+    fallback: [],
+    annotationOverride: true,
+    routing,
+    runc: {},
+  };
+}
+
+/** --config, then NEXCAGE_CONFIG, then /etc/nexcage/config.json if present, else built-in defaults. */
+export async function loadConfig(explicit?: string): Promise<NexcageConfig> {
+  const path = explicit ?? process.env.NEXCAGE_CONFIG ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
+  if (!path) return parseConfig({}, "(built-in defaults)");
+  return parseConfig(await readJsonFile(path, "cannot load nexcage config"), path);
+}

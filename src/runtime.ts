@@ -1,0 +1,386 @@
+// The engine behind every command and the library entry (`import { Runtime } from "nexcage"`).
+// Each verb: load the record → derive status → guard → act through the backend → save, under the
+// container's lock for anything that changes state. Commands stay thin over this class.
+import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { getBackend } from "./backends/index.ts";
+import type { Backend, BackendContext, BackendName, ContainerRecord, Status } from "./backends/types.ts";
+import { loadConfig, type NexcageConfig } from "./core/config.ts";
+import { errors, NexcageError } from "./core/errors.ts";
+import { validateId } from "./core/ids.ts";
+import { log } from "./core/log.ts";
+import { pidStartTime } from "./core/proc.ts";
+import { DEFAULT_ROOT, StateStore } from "./core/store.ts";
+import { parseJsonText, readJsonFile } from "./core/validate.ts";
+import { runHooks } from "./oci/hooks.ts";
+import { loadSpec, parseProcess, parseResources, type Process, type Spec } from "./oci/spec.ts";
+import { hookState, nowRfc3339Nano, toOciState, type OciState } from "./oci/state.ts";
+import { route, type RouteDecision } from "./router/router.ts";
+
+export interface RuntimeOptions {
+  root?: string;
+  config?: NexcageConfig;
+  configPath?: string;
+  systemdCgroup?: boolean;
+  debug?: boolean;
+}
+
+export interface CreateArgs {
+  id: string;
+  bundle?: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+  noPivot?: boolean;
+  noNewKeyring?: boolean;
+}
+
+export interface ExecArgs {
+  /** a process.json path; or give `args` (+ overrides) and the bundle's process is the base, as runc does */
+  processFile?: string;
+  args?: string[];
+  tty?: boolean;
+  cwd?: string;
+  env?: string[];
+  user?: { uid: number; gid: number };
+  detach?: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+  preserveFds?: number;
+}
+
+export class Runtime {
+  readonly root: string;
+  readonly store: StateStore;
+  private config?: NexcageConfig;
+  private readonly configPath: string | undefined;
+  private readonly systemdCgroup: boolean;
+  private readonly debug: boolean;
+
+  constructor(opts: RuntimeOptions = {}) {
+    this.root = resolve(opts.root ?? DEFAULT_ROOT);
+    this.store = new StateStore(this.root);
+    if (opts.config) this.config = opts.config;
+    this.configPath = opts.configPath;
+    this.systemdCgroup = opts.systemdCgroup ?? false;
+    this.debug = opts.debug ?? false;
+  }
+
+  async getConfig(): Promise<NexcageConfig> {
+    return (this.config ??= await loadConfig(this.configPath));
+  }
+
+  context(backend: BackendName): BackendContext {
+    return { root: this.root, backendRoot: this.store.backendRoot(backend), systemdCgroup: this.systemdCgroup, debug: this.debug };
+  }
+
+  /** Which backend a container would get, and why (also used by `nexcage route`). */
+  async route(id: string, annotations: Record<string, string> = {}): Promise<RouteDecision & { fallbackFrom?: BackendName; problems?: string[] }> {
+    const config = await this.getConfig();
+    const decision = route(config, validateId(id), annotations);
+    const backend = await getBackend(decision.backend);
+    const probe = await backend.probe(this.context(decision.backend));
+    if (probe.ok) return decision;
+    for (const alt of config.fallback) {
+      if (alt === decision.backend) continue;
+      const p = await (await getBackend(alt)).probe(this.context(alt));
+      if (p.ok) {
+        return { ...decision, backend: alt, fallbackFrom: decision.backend, problems: probe.problems, reason: `${decision.reason}; ${decision.backend} cannot work here (${probe.problems.join("; ")}), fallback to ${alt}` };
+      }
+    }
+    throw new NexcageError("unsupported", `backend ${decision.backend} cannot work on this host: ${probe.problems.join("; ")}`);
+  }
+
+  private async load(id: string): Promise<{ rec: ContainerRecord; backend: Backend; ctx: BackendContext; status: Status }> {
+    validateId(id);
+    const rec = this.store.read(id);
+    if (!rec) throw errors.notFound(id);
+    const backend = await getBackend(rec.backend);
+    const ctx = this.context(rec.backend);
+    return { rec, backend, ctx, status: backend.status(ctx, rec) };
+  }
+
+  async create(a: CreateArgs): Promise<ContainerRecord> {
+    const id = validateId(a.id);
+    const bundle = resolve(a.bundle ?? ".");
+    try {
+      if (!statSync(bundle).isDirectory()) throw new Error();
+    } catch {
+      throw new NexcageError("invalidSpec", `bundle ${bundle}: no such directory`);
+    }
+    const spec = await loadSpec(bundle);
+    const annotations = spec.annotations ?? {};
+    const decision = await this.route(id, annotations);
+    const backend = await getBackend(decision.backend);
+    const ctx = this.context(decision.backend);
+    log().debug(`create ${id}: backend ${decision.backend} (${decision.reason})`);
+
+    return this.store.withLock(id, async () => {
+      const existing = this.store.read(id);
+      if (existing && !existing.creating) throw errors.exists(id);
+      // a record still marked `creating` while we hold the lock is a crashed create: clear it and go on
+      if (existing) await this.discard(existing);
+
+      const rec: ContainerRecord = {
+        id,
+        backend: decision.backend,
+        bundle,
+        rootfs: resolve(bundle, spec.root?.path ?? "rootfs"),
+        created: nowRfc3339Nano(),
+        owner: "",
+        annotations,
+        pid: 0,
+        pidStartTime: 0,
+        creating: true,
+      };
+      this.store.write(rec);
+      try {
+        const state = () => hookState(rec, "creating");
+        if (!backend.capabilities.nativeHooks) {
+          await runHooks("prestart", spec.hooks, state());
+          await runHooks("createRuntime", spec.hooks, state());
+        }
+        rec.pid = await backend.create(ctx, {
+          id,
+          bundle,
+          spec,
+          pidFile: `${this.store.containerDir(id)}/init.pid`,
+          ...(a.consoleSocket ? { consoleSocket: a.consoleSocket } : {}),
+          preserveFds: a.preserveFds ?? 0,
+          noPivot: a.noPivot ?? false,
+          noNewKeyring: a.noNewKeyring ?? false,
+        });
+        rec.pidStartTime = pidStartTime(rec.pid);
+        delete rec.creating;
+        this.store.write(rec);
+        if (a.pidFile) writePidFile(a.pidFile, rec.pid);
+        return rec;
+      } catch (e) {
+        await this.discard(rec);
+        throw e;
+      }
+    });
+  }
+
+  /** Roll back: remove whatever the backend made and our record. Best effort, never throws. */
+  private async discard(rec: ContainerRecord): Promise<void> {
+    try {
+      const backend = await getBackend(rec.backend);
+      await backend.delete(this.context(rec.backend), rec, true);
+    } catch (e) {
+      log().warn(`rollback of ${rec.id}: ${(e as Error).message}`);
+    }
+    this.store.remove(rec.id);
+  }
+
+  async start(id: string): Promise<void> {
+    await this.store.withLock(validateId(id), async () => {
+      const { rec, backend, ctx, status } = await this.load(id);
+      if (status === "running") throw new NexcageError("badState", "cannot start an already running container");
+      if (status === "stopped") throw new NexcageError("badState", "cannot start a container that has stopped");
+      if (status !== "created") throw new NexcageError("badState", `cannot start a container in the ${status} state`);
+      const spec = backend.capabilities.nativeHooks ? undefined : await loadSpec(rec.bundle);
+      await backend.start(ctx, rec);
+      if (spec) await runHooks("poststart", spec.hooks, hookState(rec, "running")).catch((e) => log().warn(String(e.message)));
+    });
+  }
+
+  async state(id: string): Promise<OciState> {
+    validateId(id);
+    const rec = this.store.read(id);
+    if (!rec) throw errors.notFound(id);
+    if (rec.creating) {
+      // creating while someone holds the lock; a leftover from a crashed create otherwise
+      if (await this.store.isLocked(id)) return toOciState(rec, "creating");
+      throw errors.notFound(id);
+    }
+    const backend = await getBackend(rec.backend);
+    return toOciState(rec, backend.status(this.context(rec.backend), rec));
+  }
+
+  async list(): Promise<OciState[]> {
+    const out: OciState[] = [];
+    for (const id of this.store.ids()) {
+      try {
+        const st = await this.state(id);
+        out.push({ ...st, owner: ownerOf(this.store.containerDir(id)) });
+      } catch (e) {
+        if (!(e instanceof NexcageError && e.code === "notFound")) log().warn(`list: ${id}: ${(e as Error).message}`);
+      }
+    }
+    return out;
+  }
+
+  async kill(id: string, signal: number, all = false): Promise<void> {
+    await this.store.withLock(validateId(id), async () => {
+      const { rec, backend, ctx, status } = await this.load(id);
+      if (status === "stopped" || status === "creating") throw errors.notRunning(id);
+      await backend.kill(ctx, rec, signal, all);
+    });
+  }
+
+  /** runc's rules: stopped and created containers go; running/paused ones only with force. */
+  async delete(id: string, force = false): Promise<void> {
+    validateId(id);
+    let gone = false;
+    await this.store.withLock(
+      id,
+      async () => {
+        const rec = this.store.read(id);
+        if (!rec) {
+          gone = true;
+          if (force) return;
+          throw errors.notFound(id);
+        }
+        const backend = await getBackend(rec.backend);
+        const ctx = this.context(rec.backend);
+        const status = backend.status(ctx, rec);
+        if ((status === "running" || status === "paused") && !force) {
+          throw new NexcageError("badState", `cannot delete container ${id} that is not stopped: ${status}`);
+        }
+        await backend.delete(ctx, rec, force || status === "created");
+        this.store.remove(id);
+        gone = true;
+        if (!backend.capabilities.nativeHooks) {
+          const spec = await loadSpec(rec.bundle).catch(() => undefined);
+          if (spec) await runHooks("poststop", spec.hooks, hookState(rec, "stopped")).catch((e) => log().warn(String(e.message)));
+        }
+      },
+      { removeAfter: () => gone },
+    );
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.store.withLock(validateId(id), async () => {
+      const { rec, backend, ctx, status } = await this.load(id);
+      if (status !== "running") throw errors.notRunning(id);
+      await backend.pause(ctx, rec);
+    });
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.store.withLock(validateId(id), async () => {
+      const { rec, backend, ctx, status } = await this.load(id);
+      if (status !== "paused") throw new NexcageError("badState", `container not paused: ${id}`);
+      await backend.resume(ctx, rec);
+    });
+  }
+
+  async ps(id: string): Promise<number[]> {
+    const { rec, backend, ctx, status } = await this.load(id);
+    if (status === "stopped") return [];
+    return backend.pids(ctx, rec);
+  }
+
+  async update(id: string, resources: unknown): Promise<void> {
+    const res = parseResources(resources);
+    await this.store.withLock(validateId(id), async () => {
+      const { rec, backend, ctx, status } = await this.load(id);
+      if (status === "stopped") throw errors.notRunning(id);
+      await backend.update(ctx, rec, res);
+    });
+  }
+
+  /** exec: returns the process's exit code (0 when detached). No lock: it may run for hours. */
+  async exec(id: string, a: ExecArgs): Promise<number> {
+    const { rec, backend, ctx, status } = await this.load(id);
+    if (status === "stopped") throw new NexcageError("badState", `cannot exec in a stopped container: ${id}`);
+    if (status === "paused") throw new NexcageError("badState", `cannot exec in a paused container: ${id}`);
+    let proc: Process;
+    if (a.processFile) {
+      proc = parseProcess(await readJsonFile(a.processFile, "cannot load process"));
+    } else {
+      if (!a.args?.length) throw errors.usage("exec: a command or --process is required");
+      const base = (await loadSpec(rec.bundle)).process as Process;
+      proc = { ...base, args: a.args, terminal: a.tty ?? false };
+      if (a.cwd) proc.cwd = a.cwd;
+      if (a.env?.length) proc.env = mergeEnv(base.env ?? [], a.env);
+      if (a.user) proc.user = { ...base.user, uid: a.user.uid, gid: a.user.gid };
+    }
+    if (a.tty !== undefined && a.processFile) proc.terminal = a.tty || (proc.terminal ?? false);
+    const file = `${this.store.containerDir(id)}/exec-${process.pid}-${Date.now()}.json`;
+    writeFileSync(file, JSON.stringify(proc), { mode: 0o600 });
+    try {
+      return await backend.exec(ctx, rec, {
+        processFile: file,
+        detach: a.detach ?? false,
+        tty: proc.terminal ?? false,
+        preserveFds: a.preserveFds ?? 0,
+        ...(a.consoleSocket ? { consoleSocket: a.consoleSocket } : {}),
+        ...(a.pidFile ? { pidFile: resolve(a.pidFile) } : {}),
+      });
+    } finally {
+      rmSync(file, { force: true });
+    }
+  }
+
+  /**
+   * create + start; in the foreground we become a subreaper so the container's init is reparented to us,
+   * wait for it, forward SIGINT/SIGTERM/SIGHUP, then delete the container (runc run's behaviour).
+   */
+  async run(a: CreateArgs & { detach?: boolean }): Promise<number> {
+    const { becomeSubreaper, pollExit } = await import("./native/libc.ts");
+    if (!a.detach) {
+      const spec: Spec = await loadSpec(resolve(a.bundle ?? "."));
+      if (spec.process?.terminal && !a.consoleSocket) {
+        throw new NexcageError("usage", "run: process.terminal is true: pass --detach --console-socket, or set terminal to false");
+      }
+      becomeSubreaper();
+    }
+    const rec = await this.create(a);
+    try {
+      await this.start(a.id);
+    } catch (e) {
+      await this.delete(a.id, true).catch(() => {});
+      throw e;
+    }
+    if (a.detach) return 0;
+    const forward = (sig: NodeJS.Signals) => () => {
+      try {
+        process.kill(rec.pid, sig);
+      } catch {}
+    };
+    const sigs: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
+    const handlers = sigs.map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    let code: number | undefined;
+    try {
+      for (let delay = 2; (code = pollExit(rec.pid)) === undefined; delay = Math.min(delay * 2, 50)) await Bun.sleep(delay);
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+    }
+    await this.delete(a.id, true);
+    return code;
+  }
+
+  /** Parse a resources document given as text (the CLI reads it from a file or stdin). */
+  static parseResourcesText(text: string): unknown {
+    return parseJsonText(text, "invalid resources");
+  }
+}
+
+function mergeEnv(base: string[], extra: string[]): string[] {
+  const map = new Map(base.map((e) => [e.slice(0, e.indexOf("=")), e] as const));
+  for (const e of extra) map.set(e.includes("=") ? e.slice(0, e.indexOf("=")) : e, e);
+  return [...map.values()];
+}
+
+/** Written atomically: a client polling the pid file never reads a partial pid. */
+export function writePidFile(path: string, pid: number): void {
+  const abs = resolve(path);
+  mkdirSync(dirname(abs), { recursive: true });
+  const tmp = `${abs}.${process.pid}.tmp`;
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, abs);
+}
+
+/** runc's `list` shows the owner of the container's state directory. */
+function ownerOf(dir: string): string {
+  try {
+    const uid = statSync(dir).uid;
+    const line = require("node:fs").readFileSync("/etc/passwd", "utf8").split("\n").find((l: string) => l.split(":")[2] === String(uid));
+    return line ? line.split(":")[0] : `#${uid}`;
+  } catch {
+    return "";
+  }
+}
