@@ -74,11 +74,19 @@ export class Runtime {
     return { root: this.root, backendRoot: this.store.backendRoot(backend), systemdCgroup: this.systemdCgroup, debug: this.debug };
   }
 
-  /** Which backend a container would get, and why (also used by `nexcage route`). */
-  async route(id: string, annotations: Record<string, string> = {}): Promise<RouteDecision & { fallbackFrom?: BackendName; problems?: string[] }> {
+  /**
+   * Which backend a container gets, and why (also `nexcage route`). The routed backend is probed only when
+   * a fallback is configured or when asked to (explain): otherwise its own create reports what is missing.
+   */
+  async route(
+    id: string,
+    annotations: Record<string, string> = {},
+    opts: { probe?: boolean } = {},
+  ): Promise<RouteDecision & { fallbackFrom?: BackendName; problems?: string[] }> {
     const config = await this.getConfig();
     const decision = route(config, validateId(id), annotations);
     const backend = await getBackend(decision.backend);
+    if (!opts.probe && !config.fallback.length) return decision;
     const probe = await backend.probe(this.context(decision.backend));
     if (probe.ok) return decision;
     for (const alt of config.fallback) {
@@ -88,6 +96,7 @@ export class Runtime {
         return { ...decision, backend: alt, fallbackFrom: decision.backend, problems: probe.problems, reason: `${decision.reason}; ${decision.backend} cannot work here (${probe.problems.join("; ")}), fallback to ${alt}` };
       }
     }
+    if (opts.probe) return { ...decision, problems: probe.problems };
     throw new NexcageError("unsupported", `backend ${decision.backend} cannot work on this host: ${probe.problems.join("; ")}`);
   }
 
@@ -145,7 +154,8 @@ export class Runtime {
           bundle,
           spec,
           pidFile: `${this.store.containerDir(id)}/init.pid`,
-          ...(a.consoleSocket ? { consoleSocket: a.consoleSocket } : {}),
+          // absolute: the libcrun child chdir()s into the bundle
+          ...(a.consoleSocket ? { consoleSocket: resolve(a.consoleSocket) } : {}),
           preserveFds: a.preserveFds ?? 0,
           noPivot: a.noPivot ?? false,
           noNewKeyring: a.noNewKeyring ?? false,
@@ -288,7 +298,7 @@ export class Runtime {
     if (status === "paused") throw new NexcageError("badState", `cannot exec in a paused container: ${id}`);
     let proc: Process;
     if (a.processFile) {
-      proc = parseProcess(await readJsonFile(a.processFile, "cannot load process"));
+      proc = parseProcess(await readJsonFile(resolve(a.processFile), "cannot load process"));
     } else {
       if (!a.args?.length) throw errors.usage("exec: a command or --process is required");
       const base = (await loadSpec(rec.bundle)).process as Process;
@@ -306,7 +316,7 @@ export class Runtime {
         detach: a.detach ?? false,
         tty: proc.terminal ?? false,
         preserveFds: a.preserveFds ?? 0,
-        ...(a.consoleSocket ? { consoleSocket: a.consoleSocket } : {}),
+        ...(a.consoleSocket ? { consoleSocket: resolve(a.consoleSocket) } : {}),
         ...(a.pidFile ? { pidFile: resolve(a.pidFile) } : {}),
       });
     } finally {

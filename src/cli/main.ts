@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     const err = toNexcageError(e);
     log().error(err.message);
     // one plain line on stderr: podman shows it as is, containerd reads the --log file
-    process.stderr.write(`nexcage: ${err.message}\n`);
+    if (!err.printed) process.stderr.write(`nexcage: ${err.message}\n`);
     return err.exitCode;
   }
 }

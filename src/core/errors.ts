@@ -21,6 +21,8 @@ export type ErrorCode = keyof typeof ExitCode;
 export class NexcageError extends Error {
   readonly code: ErrorCode;
   readonly exitCode: number;
+  /** the message already reached the caller's stderr (a subprocess that shares it printed it) */
+  printed = false;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "NexcageError";

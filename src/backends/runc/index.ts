@@ -13,6 +13,8 @@ export function runcPath(): string {
 interface RunOpts {
   /** give runc (and so the container) our stdin/stdout/stderr */
   inheritStdio?: boolean;
+  /** extra fds 3..3+n-1 handed down as they are (--preserve-fds) */
+  preserveFds?: number;
   stdin?: string;
 }
 
@@ -25,11 +27,15 @@ async function runc(ctx: BackendContext, args: string[], opts: RunOpts = {}): Pr
   if (ctx.debug) global.push("--debug");
   let proc: ReturnType<typeof Bun.spawn>;
   try {
+    const extra = Array.from({ length: opts.preserveFds ?? 0 }, (_, i) => i + 3);
     proc = Bun.spawn([runcPath(), ...global, ...args], {
-      stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : opts.inheritStdio ? "inherit" : "ignore",
-      stdout: opts.inheritStdio ? "inherit" : "ignore",
-      // runc repeats its error on stderr; keep that away from the caller unless the container owns stderr
-      stderr: opts.inheritStdio ? "inherit" : "ignore",
+      stdio: [
+        opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : opts.inheritStdio ? "inherit" : "ignore",
+        opts.inheritStdio ? "inherit" : "ignore",
+        // runc repeats its error on stderr; keep that away from the caller unless the container owns stderr
+        opts.inheritStdio ? "inherit" : "ignore",
+        ...extra,
+      ],
     });
   } catch (e) {
     throw new NexcageError("unsupported", `runc backend: cannot run ${runcPath()}: ${(e as Error).message}`);
@@ -37,7 +43,11 @@ async function runc(ctx: BackendContext, args: string[], opts: RunOpts = {}): Pr
   const code = await proc.exited;
   const msg = lastError(logFile);
   rmSync(logFile, { force: true });
-  if (code !== 0 && msg !== undefined) throw classify(msg);
+  if (code !== 0 && msg !== undefined) {
+    const err = classify(msg);
+    err.printed = opts.inheritStdio === true; // runc wrote it to the stderr it shares with us
+    throw err;
+  }
   return code;
 }
 
@@ -91,7 +101,7 @@ export const runcBackend: Backend = {
     if (o.noPivot) args.push("--no-pivot");
     if (o.noNewKeyring) args.push("--no-new-keyring");
     if (o.preserveFds) args.push("--preserve-fds", String(o.preserveFds));
-    const code = await runc(ctx, [...args, o.id], { inheritStdio: true });
+    const code = await runc(ctx, [...args, o.id], { inheritStdio: true, preserveFds: o.preserveFds });
     if (code !== 0) throw new NexcageError("failure", `runc create exited with status ${code}`);
     return readPidFile(o.pidFile);
   },
@@ -129,7 +139,7 @@ export const runcBackend: Backend = {
     if (o.consoleSocket) args.push("--console-socket", o.consoleSocket);
     if (o.preserveFds) args.push("--preserve-fds", String(o.preserveFds));
     // runc exec's own exit code is the process's: pass it through
-    return runc(ctx, [...args, rec.id], { inheritStdio: true });
+    return runc(ctx, [...args, rec.id], { inheritStdio: true, preserveFds: o.preserveFds });
   },
 
   async update(ctx, rec, resources) {

@@ -15,10 +15,11 @@ export default defineCommand({
     const rt = getRuntime();
     const bundle = str(args.bundle);
     const annotations = bundle ? ((await loadSpec(resolve(bundle))).annotations ?? {}) : {};
-    const d = await rt.route(args._[0] as string, annotations);
+    const d = await rt.route(args._[0] as string, annotations, { probe: true });
     const config = (await rt.getConfig()).source;
-    if (args.format === "json") return out(`${JSON.stringify({ id: args._[0], backend: d.backend, by: d.by, reason: d.reason, config, ...(d.rule ? { rule: d.rule } : {}), ...(d.fallbackFrom ? { fallbackFrom: d.fallbackFrom } : {}) }, null, 2)}\n`);
+    if (args.format === "json") return out(`${JSON.stringify({ id: args._[0], backend: d.backend, by: d.by, reason: d.reason, config, ...(d.rule ? { rule: d.rule } : {}), ...(d.fallbackFrom ? { fallbackFrom: d.fallbackFrom } : {}), ...(d.problems ? { problems: d.problems } : {}) }, null, 2)}\n`);
     if (args.format !== "text") throw new NexcageError("usage", `invalid format option ${JSON.stringify(args.format)}`);
-    out(`backend: ${d.backend}\nreason:  ${d.reason}\nconfig:  ${config}\n`);
+    const problems = d.problems && !d.fallbackFrom ? `warning: ${d.backend} cannot work on this host: ${d.problems.join("; ")}\n` : "";
+    out(`backend: ${d.backend}\nreason:  ${d.reason}\nconfig:  ${config}\n${problems}`);
   },
 });
