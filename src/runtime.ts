@@ -36,7 +36,7 @@ export interface CreateArgs {
 }
 
 export interface ExecArgs {
-  /** a process.json path; or give `args` (+ overrides) and the bundle's process is the base, as runc does */
+  /** a process.json path, used as is (runc ignores --tty/--env/... then); or `args` (+ overrides) on top of the bundle's process */
   processFile?: string;
   args?: string[];
   tty?: boolean;
@@ -307,7 +307,6 @@ export class Runtime {
       if (a.env?.length) proc.env = mergeEnv(base.env ?? [], a.env);
       if (a.user) proc.user = { ...base.user, uid: a.user.uid, gid: a.user.gid };
     }
-    if (a.tty !== undefined && a.processFile) proc.terminal = a.tty || (proc.terminal ?? false);
     const file = `${this.store.containerDir(id)}/exec-${process.pid}-${Date.now()}.json`;
     writeFileSync(file, JSON.stringify(proc), { mode: 0o600 });
     try {

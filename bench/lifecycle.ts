@@ -1,0 +1,98 @@
+#!/usr/bin/env bun
+// Lifecycle latency, side by side in one run: create+start+kill+delete through nexcage (crun and runc
+// backends) and through the crun and runc CLIs directly, on the same busybox bundle; then `state`
+// latency on a running container. Prints medians and ratios against the crun CLI.
+//
+//   bun bench/lifecycle.ts [--iterations N] [--state-iterations M] [--bin dist/nexcage]
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { makeBundle } from "../test/fixtures/busybox.ts";
+
+const { values } = parseArgs({
+  options: {
+    iterations: { type: "string", default: "20" },
+    "state-iterations": { type: "string", default: "50" },
+    bin: { type: "string", default: resolve(import.meta.dir, "../dist/nexcage") },
+  },
+});
+const N = Number(values.iterations);
+const M = Number(values["state-iterations"]);
+const work = mkdtempSync(`${tmpdir()}/nexcage-bench-`);
+const bundle = makeBundle({ args: ["sleep", "1000"] });
+
+interface Subject {
+  name: string;
+  argv: string[];
+}
+function nexcage(backend: string): Subject {
+  const cfg = `${work}/${backend}.json`;
+  writeFileSync(cfg, JSON.stringify({ defaultBackend: backend }));
+  return { name: `nexcage (${backend})`, argv: [values.bin as string, "--root", `${work}/nx-${backend}`, "--config", cfg] };
+}
+const subjects: Subject[] = [
+  nexcage("crun"),
+  nexcage("runc"),
+  { name: "crun", argv: ["crun", "--root", `${work}/crun`] },
+  { name: "runc", argv: ["runc", "--root", `${work}/runc`] },
+];
+
+function sh(argv: string[]): number {
+  const t0 = performance.now();
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe" });
+  const ms = performance.now() - t0;
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+  return ms;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+type Row = { create: number[]; start: number[]; kill: number[]; delete: number[]; total: number[]; state: number[] };
+const results = new Map<string, Row>();
+for (const s of subjects) results.set(s.name, { create: [], start: [], kill: [], delete: [], total: [], state: [] });
+
+try {
+  // interleave subjects per iteration so that drift in the machine's load hits all of them alike
+  for (let i = 0; i < N + 1; i++) {
+    for (const s of subjects) {
+      const id = `bench-${i}`;
+      const c = sh([...s.argv, "create", "--bundle", bundle.dir, "--pid-file", `${work}/${s.name.replace(/\W/g, "")}.pid`, id]);
+      const st = sh([...s.argv, "start", id]);
+      const k = sh([...s.argv, "kill", id, "KILL"]);
+      const d = sh([...s.argv, "delete", "--force", id]);
+      if (i === 0) continue; // warm-up (page cache, library loading)
+      const row = results.get(s.name) as Row;
+      row.create.push(c);
+      row.start.push(st);
+      row.kill.push(k);
+      row.delete.push(d);
+      row.total.push(c + st + k + d);
+    }
+  }
+  for (const s of subjects) {
+    sh([...s.argv, "create", "--bundle", bundle.dir, "bench-state"]);
+    sh([...s.argv, "start", "bench-state"]);
+  }
+  for (let i = 0; i < M; i++) for (const s of subjects) (results.get(s.name) as Row).state.push(sh([...s.argv, "state", "bench-state"]));
+  for (const s of subjects) sh([...s.argv, "delete", "--force", "bench-state"]);
+
+  const base = results.get("crun") as Row;
+  const cols = ["create", "start", "kill", "delete", "total", "state"] as const;
+  console.log(`lifecycle latency, median ms over ${N} iterations (state: ${M}); ratio = subject / crun CLI\n`);
+  console.log(`${"subject".padEnd(16)}${cols.map((c) => c.padStart(9)).join("")}${"total×".padStart(9)}${"state×".padStart(9)}`);
+  for (const s of subjects) {
+    const r = results.get(s.name) as Row;
+    const meds = cols.map((c) => median(r[c]));
+    const ratio = (c: "total" | "state") => (median(r[c]) / median(base[c])).toFixed(2);
+    console.log(`${s.name.padEnd(16)}${meds.map((m) => m.toFixed(1).padStart(9)).join("")}${ratio("total").padStart(9)}${ratio("state").padStart(9)}`);
+  }
+} finally {
+  for (const s of subjects) Bun.spawnSync([...s.argv, "delete", "--force", "bench-state"], { stdout: "ignore", stderr: "ignore" });
+  bundle.cleanup();
+  rmSync(work, { recursive: true, force: true });
+}

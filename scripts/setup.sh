@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Prepare a Debian 12 host (as root) to build and run nexcage: system packages, Bun from the npm registry,
+# the cgroup fix libcrun needs on hybrid hosts, then build dist/nexcage. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
+
+export DEBIAN_FRONTEND=noninteractive
+pkgs=(crun runc busybox-static gcc libc6-dev binutils libyajl-dev libseccomp-dev libcap-dev libsystemd-dev
+      python3 ca-certificates podman containerd iproute2 procps)
+# npm only when there is none (a nodesource nodejs already ships it; Debian's npm would conflict)
+command -v npm >/dev/null || pkgs+=(nodejs npm)
+missing=()
+for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Bun comes from the npm registry as a devDependency (npm ci installs the platform binary package)
+if [ ! -x node_modules/.bin/bun ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+
+# Hybrid cgroup hosts: libcrun refuses while controllers are enabled on the cgroup2 hierarchy.
+# Move each one to its own v1 hierarchy (only possible while no cgroup2 child uses it).
+v2=/sys/fs/cgroup/unified
+if [ -f "$v2/cgroup.controllers" ]; then
+  for c in $(cat "$v2/cgroup.controllers"); do
+    mkdir -p "/sys/fs/cgroup/$c"
+    mountpoint -q "/sys/fs/cgroup/$c" || mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" \
+      || echo "setup.sh: could not move cgroup controller $c to v1; the crun backend will refuse this host" >&2
+  done
+fi
+
+node_modules/.bin/bun build.ts
