@@ -65,6 +65,8 @@ export async function buildBinary(outFile = join(ROOT, "dist/nexcage")): Promise
     entrypoints: [join(ROOT, "src/main.ts")],
     compile: { outfile: outFile },
     minify: true,
+    // precompiled bytecode: ~4 ms less startup, most of what `state` costs beyond Bun itself
+    bytecode: true,
     sourcemap: "none",
   });
   if (!r.success) throw new Error(`build: bun build failed:\n${r.logs.join("\n")}`);

@@ -4,7 +4,7 @@
 import { renderUsage } from "citty";
 import { parseFlags, splitGlobal } from "./argv.ts";
 import { commands } from "./commands/index.ts";
-import { setGlobals } from "./context.ts";
+import { out, setGlobals } from "./context.ts";
 import { NexcageError, toNexcageError } from "../core/errors.ts";
 import { configureLog, log, type LogFormat } from "../core/log.ts";
 
@@ -32,11 +32,11 @@ export async function main(argv: string[]): Promise<number> {
     configureLog({ ...(typeof globals.log === "string" ? { file: globals.log } : {}), format: logFormat, debug: globals.debug === true });
     if (globals.version === true) {
       const { versionText } = await import("./commands/version.ts");
-      process.stdout.write(versionText());
+      out(versionText());
       return 0;
     }
     if (verb === undefined || globals.help === true || verb === "help") {
-      process.stdout.write(USAGE);
+      out(USAGE);
       return 0;
     }
     const load = commands[verb];
@@ -44,7 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await load();
     const cmd = mod.default;
     if (wantsHelp(rest, mod.parse?.stopAfterPositionals)) {
-      process.stdout.write(`${await renderUsage(cmd)}\n`);
+      out(`${await renderUsage(cmd)}\n`);
       return 0;
     }
     const args = (typeof cmd.args === "function" ? await cmd.args() : cmd.args) ?? {};
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     const err = toNexcageError(e);
     log().error(err.message);
     // one plain line on stderr: podman shows it as is, containerd reads the --log file
-    if (!err.printed) process.stderr.write(`nexcage: ${err.message}\n`);
+    if (!err.printed) out(`nexcage: ${err.message}\n`, 2);
     return err.exitCode;
   }
 }

@@ -55,7 +55,7 @@ function reporterLog(obj: LogObject): void {
     }
   }
   // errors are printed by the CLI itself (one plain line); stderr gets the rest only in debug mode
-  if (opts.debug && level !== "error" && level !== "fatal") process.stderr.write(line);
+  if (opts.debug && level !== "error" && level !== "fatal") appendFileSync(2, line);
 }
 
 export function log(): ConsolaInstance {
