@@ -327,7 +327,7 @@ export class Runtime {
    * create + start; in the foreground we become a subreaper so the container's init is reparented to us,
    * wait for it, forward SIGINT/SIGTERM/SIGHUP, then delete the container (runc run's behaviour).
    */
-  async run(a: CreateArgs & { detach?: boolean }): Promise<number> {
+  async run(a: CreateArgs & { detach?: boolean; keep?: boolean }): Promise<number> {
     const { becomeSubreaper, pollExit } = await import("./native/libc.ts");
     if (!a.detach) {
       const spec: Spec = await loadSpec(resolve(a.bundle ?? "."));
@@ -358,7 +358,7 @@ export class Runtime {
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }
-    await this.delete(a.id, true);
+    if (!a.keep) await this.delete(a.id, true);
     return code;
   }
 

@@ -5,6 +5,7 @@ import * as v from "valibot";
 import { BACKEND_NAMES, type BackendName } from "../backends/types.ts";
 import { NexcageError } from "./errors.ts";
 import { parseWith, readJsonFile } from "./validate.ts";
+import { compilePattern } from "../router/router.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/nexcage/config.json";
 export const BACKEND_ANNOTATION = "org.nexcage.backend";
@@ -70,9 +71,9 @@ const LEGACY_RUNTIME_NAMES: Record<string, BackendName> = {
   microvm: "microvm",
 };
 
-function legacyBackend(name: string, where: string): BackendName {
+function legacyBackend(name: string, where: string, source: string): BackendName {
   const b = LEGACY_RUNTIME_NAMES[name];
-  if (!b) throw new NexcageError("invalidSpec", `invalid nexcage config: ${where}: unknown runtime "${name}" (known: ${Object.keys(LEGACY_RUNTIME_NAMES).join(", ")})`);
+  if (!b) throw new NexcageError("invalidSpec", `invalid nexcage config ${source}: ${where}: unknown runtime "${name}" (known: ${Object.keys(LEGACY_RUNTIME_NAMES).join(", ")})`);
   return b;
 }
 
@@ -81,8 +82,19 @@ function isLegacy(data: unknown): boolean {
 }
 
 export function parseConfig(data: unknown, source: string): NexcageConfig {
-  if (isLegacy(data)) return { ...fromLegacy(data, source), source };
-  return { ...parseWith(NexcageConfigSchema, data, `invalid nexcage config ${source}`), source };
+  const config = isLegacy(data) ? fromLegacy(data, source) : parseWith(NexcageConfigSchema, data, `invalid nexcage config ${source}`);
+  // a broken pattern must fail when the file is loaded, not when some id first falls through to it
+  config.routing.forEach((r, i) => {
+    for (const p of [r.id, r.value]) {
+      if (p === undefined) continue;
+      try {
+        compilePattern(p);
+      } catch (e) {
+        throw new NexcageError("invalidSpec", `invalid nexcage config ${source}: routing[${i}] (${r.name ?? "unnamed"}): ${(e as Error).message}`);
+      }
+    }
+  });
+  return { ...config, source };
 }
 
 function fromLegacy(data: unknown, source: string): v.InferOutput<typeof NexcageConfigSchema> {
@@ -90,12 +102,16 @@ function fromLegacy(data: unknown, source: string): v.InferOutput<typeof Nexcage
   const cc = l.container_config;
   const routing: RoutingRule[] = [];
   // container_config.routing replaces runtime.routing wholesale when both exist (as the Zig releases did)
-  const rules = cc?.routing ?? l.runtime?.routing ?? [];
-  rules.forEach((r, i) => routing.push({ name: `legacy routing[${i}]`, id: r.pattern, backend: legacyBackend(r.runtime, `routing[${i}].runtime`) }));
-  (cc?.crun_name_patterns ?? []).forEach((p, i) => routing.push({ name: `crun_name_patterns[${i}]`, id: p, backend: "crun" }));
-  const def = cc?.default_runtime ?? l.default_runtime ?? cc?.default_container_type;
+  const [rules, where] = cc?.routing ? [cc.routing, "container_config.routing"] : [l.runtime?.routing ?? [], "runtime.routing"];
+  rules.forEach((r, i) => routing.push({ name: `${where}[${i}]`, id: r.pattern, backend: legacyBackend(r.runtime, `${where}[${i}].runtime`, source) }));
+  (cc?.crun_name_patterns ?? []).forEach((p, i) => routing.push({ name: `container_config.crun_name_patterns[${i}]`, id: p, backend: "crun" }));
+  const [def, defWhere] = cc?.default_runtime
+    ? [cc.default_runtime, "container_config.default_runtime"]
+    : l.default_runtime
+      ? [l.default_runtime, "default_runtime"]
+      : [cc?.default_container_type, "container_config.default_container_type"];
   return {
-    defaultBackend: def ? legacyBackend(def, "default_runtime") : "crun",
+    defaultBackend: def ? legacyBackend(def, defWhere, source) : "crun",
     fallback: [],
     annotationOverride: true,
     routing,

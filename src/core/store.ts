@@ -78,12 +78,29 @@ export class StateStore {
 
   /**
    * Run fn holding the per-container lock. Concurrent calls for the same id queue up (or fail as busy after
-   * 30 s); calls for different ids never wait on each other.
+   * 30 s); calls for different ids never wait on each other. Two layers: POSIX record locks exclude other
+   * processes but are per-process (a second F_SETLK from this process would "succeed", and closing any fd of
+   * the file drops the lock), so calls within this process queue on a promise chain per lock file first.
    */
   async withLock<T>(id: string, fn: () => Promise<T>, opts: { removeAfter?: () => boolean } = {}): Promise<T> {
+    const path = `${this.root}/locks/${id}.lock`;
+    const prev = inProcess.get(path) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    inProcess.set(path, tail);
+    await prev;
+    try {
+      return await this.withFileLock(id, path, fn, opts);
+    } finally {
+      release();
+      if (inProcess.get(path) === tail) inProcess.delete(path);
+    }
+  }
+
+  private async withFileLock<T>(id: string, path: string, fn: () => Promise<T>, opts: { removeAfter?: () => boolean }): Promise<T> {
     const { tryLockFile } = await import("../native/libc.ts");
     mkdirSync(`${this.root}/locks`, { recursive: true, mode: 0o700 });
-    const path = `${this.root}/locks/${id}.lock`;
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     let fd: number;
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
@@ -96,6 +113,7 @@ export class StateStore {
       if (Date.now() > deadline) throw new NexcageError("busy", `container ${id} is locked by another nexcage process`);
       await Bun.sleep(delay);
     }
+    heldFiles.add(path);
     try {
       return await fn();
     } finally {
@@ -104,13 +122,16 @@ export class StateStore {
           unlinkSync(path);
         } catch {}
       }
+      heldFiles.delete(path);
       closeSync(fd); // closing releases the record lock
     }
   }
 
-  /** Non-blocking probe: is some live process holding this id's lock right now? */
+  /** Is some process (this one included) holding this id's lock right now? */
   async isLocked(id: string): Promise<boolean> {
     const path = `${this.root}/locks/${id}.lock`;
+    // never open+close a second fd on a file we hold: closing it would drop our own record lock
+    if (heldFiles.has(path)) return true;
     let fd: number;
     try {
       fd = openSync(path, "r+");
@@ -127,6 +148,11 @@ export class StateStore {
     }
   }
 }
+
+/** lock file path → tail of the queue of this process's callers */
+const inProcess = new Map<string, Promise<void>>();
+/** lock files whose record lock this process holds now */
+const heldFiles = new Set<string>();
 
 function sameFile(fd: number, path: string): boolean {
   try {

@@ -18,7 +18,8 @@ async function runHook(phase: string, index: number, hook: Hook, state: string):
     proc = Bun.spawn({
       cmd: [hook.path, ...rest],
       argv0: argv0 ?? hook.path,
-      env: Object.fromEntries((hook.env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+      // entries are validated as KEY=value (oci/spec.ts); one without "=" can't be expressed here and is dropped
+      env: Object.fromEntries((hook.env ?? []).filter((e) => e.includes("=")).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
       stdin: new TextEncoder().encode(state),
       stdout: "ignore",
       stderr: "pipe",

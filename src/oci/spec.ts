@@ -11,6 +11,7 @@ const str = v.string();
 const strList = v.array(str);
 const strMap = v.record(v.string(), v.string());
 
+const envList = v.array(v.pipe(str, v.regex(/^[^=]+=/, "must be KEY=value")));
 const nonEmptyArgs = v.pipe(strList, v.minLength(1, "must name at least the program to run"));
 
 export const UserSchema = v.looseObject({
@@ -35,7 +36,7 @@ export const ProcessSchema = v.looseObject({
   user: UserSchema,
   args: v.optional(nonEmptyArgs),
   commandLine: v.optional(str),
-  env: v.optional(v.array(v.pipe(str, v.regex(/^[^=]+=/, "must be KEY=value")))),
+  env: v.optional(envList),
   cwd: v.pipe(str, v.startsWith("/", "must be an absolute path")),
   capabilities: v.optional(CapsSchema),
   rlimits: v.optional(v.array(v.looseObject({ type: v.pipe(str, v.startsWith("RLIMIT_")), hard: uint, soft: uint }))),
@@ -48,7 +49,7 @@ export const ProcessSchema = v.looseObject({
 const HookSchema = v.looseObject({
   path: v.pipe(str, v.startsWith("/", "must be an absolute path")),
   args: v.optional(strList),
-  env: v.optional(strList),
+  env: v.optional(envList),
   timeout: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1, "must be positive"))),
 });
 const hookList = v.optional(v.array(HookSchema));
