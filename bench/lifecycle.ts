@@ -24,25 +24,28 @@ const bundle = makeBundle({ args: ["sleep", "1000"] });
 
 interface Subject {
   name: string;
+  /** prefix of container ids: subjects must not share ids, or they would share cgroup paths */
+  tag: string;
   argv: string[];
 }
 function nexcage(backend: string): Subject {
   const cfg = `${work}/${backend}.json`;
   writeFileSync(cfg, JSON.stringify({ defaultBackend: backend }));
-  return { name: `nexcage (${backend})`, argv: [values.bin as string, "--root", `${work}/nx-${backend}`, "--config", cfg] };
+  return { name: `nexcage (${backend})`, tag: `nx${backend}`, argv: [values.bin as string, "--root", `${work}/nx-${backend}`, "--config", cfg] };
 }
 const subjects: Subject[] = [
   nexcage("crun"),
   nexcage("runc"),
-  { name: "crun", argv: ["crun", "--root", `${work}/crun`] },
-  { name: "runc", argv: ["runc", "--root", `${work}/runc`] },
+  { name: "crun", tag: "crun", argv: ["crun", "--root", `${work}/crun`] },
+  { name: "runc", tag: "runc", argv: ["runc", "--root", `${work}/runc`] },
 ];
 
+// the container inherits the CLI's stdio on create: no pipes (spawnSync would wait for the container)
 function sh(argv: string[]): number {
   const t0 = performance.now();
-  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe" });
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "inherit" });
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${r.stderr.toString().trim()}`);
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode})`);
   return ms;
 }
 
@@ -60,8 +63,8 @@ try {
   // interleave subjects per iteration so that drift in the machine's load hits all of them alike
   for (let i = 0; i < N + 1; i++) {
     for (const s of subjects) {
-      const id = `bench-${i}`;
-      const c = sh([...s.argv, "create", "--bundle", bundle.dir, "--pid-file", `${work}/${s.name.replace(/\W/g, "")}.pid`, id]);
+      const id = `${s.tag}-${i}`;
+      const c = sh([...s.argv, "create", "--bundle", bundle.dir, "--pid-file", `${work}/${s.tag}.pid`, id]);
       const st = sh([...s.argv, "start", id]);
       const k = sh([...s.argv, "kill", id, "KILL"]);
       const d = sh([...s.argv, "delete", "--force", id]);
@@ -75,11 +78,11 @@ try {
     }
   }
   for (const s of subjects) {
-    sh([...s.argv, "create", "--bundle", bundle.dir, "bench-state"]);
-    sh([...s.argv, "start", "bench-state"]);
+    sh([...s.argv, "create", "--bundle", bundle.dir, `${s.tag}-state`]);
+    sh([...s.argv, "start", `${s.tag}-state`]);
   }
-  for (let i = 0; i < M; i++) for (const s of subjects) (results.get(s.name) as Row).state.push(sh([...s.argv, "state", "bench-state"]));
-  for (const s of subjects) sh([...s.argv, "delete", "--force", "bench-state"]);
+  for (let i = 0; i < M; i++) for (const s of subjects) (results.get(s.name) as Row).state.push(sh([...s.argv, "state", `${s.tag}-state`]));
+  for (const s of subjects) sh([...s.argv, "delete", "--force", `${s.tag}-state`]);
 
   const base = results.get("crun") as Row;
   const cols = ["create", "start", "kill", "delete", "total", "state"] as const;
@@ -92,7 +95,7 @@ try {
     console.log(`${s.name.padEnd(16)}${meds.map((m) => m.toFixed(1).padStart(9)).join("")}${ratio("total").padStart(9)}${ratio("state").padStart(9)}`);
   }
 } finally {
-  for (const s of subjects) Bun.spawnSync([...s.argv, "delete", "--force", "bench-state"], { stdout: "ignore", stderr: "ignore" });
+  for (const s of subjects) Bun.spawnSync([...s.argv, "delete", "--force", `${s.tag}-state`], { stdout: "ignore", stderr: "ignore" });
   bundle.cleanup();
   rmSync(work, { recursive: true, force: true });
 }
