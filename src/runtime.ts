@@ -124,52 +124,59 @@ export class Runtime {
     const ctx = this.context(decision.backend);
     log().debug(`create ${id}: backend ${decision.backend} (${decision.reason})`);
 
-    return this.store.withLock(id, async () => {
-      const existing = this.store.read(id);
-      if (existing && !existing.creating) throw errors.exists(id);
-      // a record still marked `creating` while we hold the lock is a crashed create: clear it and go on
-      if (existing) await this.discard(existing);
+    let rolledBack = false;
+    return this.store.withLock(
+      id,
+      async () => {
+        const existing = this.store.read(id);
+        if (existing && !existing.creating) throw errors.exists(id);
+        // a record still marked `creating` while we hold the lock is a crashed create: clear it and go on
+        if (existing) await this.discard(existing);
 
-      const rec: ContainerRecord = {
-        id,
-        backend: decision.backend,
-        bundle,
-        rootfs: resolve(bundle, spec.root?.path ?? "rootfs"),
-        created: nowRfc3339Nano(),
-        owner: "",
-        annotations,
-        pid: 0,
-        pidStartTime: 0,
-        creating: true,
-      };
-      this.store.write(rec);
-      try {
-        const state = () => hookState(rec, "creating");
-        if (!backend.capabilities.nativeHooks) {
-          await runHooks("prestart", spec.hooks, state());
-          await runHooks("createRuntime", spec.hooks, state());
-        }
-        rec.pid = await backend.create(ctx, {
+        const rec: ContainerRecord = {
           id,
+          backend: decision.backend,
           bundle,
-          spec,
-          pidFile: `${this.store.containerDir(id)}/init.pid`,
-          // absolute: the libcrun child chdir()s into the bundle
-          ...(a.consoleSocket ? { consoleSocket: resolve(a.consoleSocket) } : {}),
-          preserveFds: a.preserveFds ?? 0,
-          noPivot: a.noPivot ?? false,
-          noNewKeyring: a.noNewKeyring ?? false,
-        });
-        rec.pidStartTime = pidStartTime(rec.pid);
-        delete rec.creating;
+          rootfs: resolve(bundle, spec.root?.path ?? "rootfs"),
+          created: nowRfc3339Nano(),
+          owner: "",
+          annotations,
+          pid: 0,
+          pidStartTime: 0,
+          creating: true,
+        };
         this.store.write(rec);
-        if (a.pidFile) writePidFile(a.pidFile, rec.pid);
-        return rec;
-      } catch (e) {
-        await this.discard(rec);
-        throw e;
-      }
-    });
+        try {
+          const state = () => hookState(rec, "creating");
+          if (!backend.capabilities.nativeHooks) {
+            await runHooks("prestart", spec.hooks, state());
+            await runHooks("createRuntime", spec.hooks, state());
+          }
+          rec.pid = await backend.create(ctx, {
+            id,
+            bundle,
+            spec,
+            pidFile: `${this.store.containerDir(id)}/init.pid`,
+            // absolute: the libcrun child chdir()s into the bundle
+            ...(a.consoleSocket ? { consoleSocket: resolve(a.consoleSocket) } : {}),
+            preserveFds: a.preserveFds ?? 0,
+            noPivot: a.noPivot ?? false,
+            noNewKeyring: a.noNewKeyring ?? false,
+          });
+          rec.pidStartTime = pidStartTime(rec.pid);
+          delete rec.creating;
+          this.store.write(rec);
+          if (a.pidFile) writePidFile(a.pidFile, rec.pid);
+          return rec;
+        } catch (e) {
+          await this.discard(rec);
+          rolledBack = true;
+          throw e;
+        }
+      },
+      // a rolled-back create leaves not even its lock file
+      { removeAfter: () => rolledBack },
+    );
   }
 
   /** Roll back: remove whatever the backend made and our record. Best effort, never throws. */
