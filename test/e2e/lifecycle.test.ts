@@ -309,6 +309,19 @@ open(sys.argv[2], "wb").write(data)
     expect(leftovers("nobundle")).toEqual([]);
   });
 
+  test("a create that crashed mid-way blocks nothing: state says gone, the next create clears it", () => {
+    const id = newId();
+    // what a create killed after writing its record looks like: `creating`, and no process holds the lock
+    const dir = join(rt.root, "containers", id);
+    Bun.spawnSync(["mkdir", "-p", dir]);
+    writeFileSync(join(dir, "state.json"), JSON.stringify({ id, backend, bundle: sleeper.dir, rootfs: join(sleeper.dir, "rootfs"), created: "2026-01-01T00:00:00Z", owner: "", annotations: {}, pid: 0, pidStartTime: 0, creating: true }));
+    expect(nx(["state", id]).code).toBe(ExitCode.notFound);
+    expect(create(id).code).toBe(0);
+    expect(state(id).status).toBe("created");
+    expect(nx(["delete", id]).code).toBe(0);
+    expect(leftovers(id)).toEqual([]);
+  });
+
   test("5 concurrent creates of one id: exactly one wins, the rest fail with `exists`", async () => {
     const id = newId();
     const procs = Array.from({ length: 5 }, () =>
