@@ -17,10 +17,8 @@ function g(ctx: BackendContext) {
 }
 
 /** Why libcrun cannot manage cgroups on this host, with the fix; undefined when it can. */
-export function cgroupProblem(): string | undefined {
-  if (cgroupMode() !== "hybrid") return undefined;
-  const ctrls = hybridV2Controllers();
-  if (!ctrls.length) return undefined;
+export function cgroupProblem(mode = cgroupMode(), ctrls = mode === "hybrid" ? hybridV2Controllers() : []): string | undefined {
+  if (mode !== "hybrid" || !ctrls.length) return undefined;
   const fix = ctrls.map((c) => `mkdir -p /sys/fs/cgroup/${c} && mount -t cgroup -o ${c} cgroup /sys/fs/cgroup/${c}`).join(" && ");
   return `cgroups are in hybrid mode with controllers on cgroup2 (${ctrls.join(", ")}), which libcrun refuses ("cgroups in hybrid mode not supported"): move them to v1 with \`${fix}\`, or boot with systemd.unified_cgroup_hierarchy=1`;
 }
