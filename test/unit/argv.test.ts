@@ -9,6 +9,7 @@ import killCmd from "../../src/cli/commands/kill.ts";
 import listCmd from "../../src/cli/commands/list.ts";
 import runCmd from "../../src/cli/commands/run.ts";
 import { NexcageError } from "../../src/core/errors.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
 const defs = (cmd: { args?: unknown }): ArgsDef => cmd.args as ArgsDef;
 const create = defs(createCmd);
@@ -18,19 +19,7 @@ const del = defs(deleteCmd);
 const list = defs(listCmd);
 const run = defs(runCmd);
 
-function usageError(fn: () => unknown): NexcageError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(NexcageError);
-  const err = caught as NexcageError;
-  expect(err.code).toBe("usage");
-  expect(err.exitCode).toBe(2);
-  return err;
-}
+const usageError = (fn: () => unknown): NexcageError => expectError(fn, "usage");
 
 describe("parseFlags: value forms", () => {
   test("--flag value", () => {

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { NexcageError } from "../../src/core/errors.ts";
 import { runHooks } from "../../src/oci/hooks.ts";
 import type { Hook } from "../../src/oci/spec.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
 let dir: string;
 const STATE = JSON.stringify({ ociVersion: "1.0.2", id: "c1", status: "creating", pid: 42, bundle: "/b", annotations: { a: "b" } });
@@ -28,19 +29,7 @@ function script(body: string): string {
 
 const out = (name: string) => join(dir, `${name}-${n++}.out`);
 
-async function hookError(p: Promise<void>): Promise<NexcageError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(NexcageError);
-  const err = caught as NexcageError;
-  expect(err.code).toBe("hookFailed");
-  expect(err.exitCode).toBe(9);
-  return err;
-}
+const hookError = (p: Promise<void>): Promise<NexcageError> => expectRejection(p, "hookFailed");
 
 describe("runHooks", () => {
   test("the hook gets the state JSON on stdin", async () => {

@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { NexcageError } from "../../src/core/errors.ts";
 import { validateId } from "../../src/core/ids.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
 describe("validateId", () => {
   test.each(["a", "a.b_c-d+e", "x".repeat(64), "ABC123", "0", "web-1", "..a", "a..", "-x", "_"])("valid: %p", (id) => {
@@ -9,15 +10,7 @@ describe("validateId", () => {
   });
 
   test.each(["", ".", "..", "../x", "a/b", "/abs", "a b", "ä", "a\nb", "a:b", "a*", "a\0b", "x".repeat(1025)])("invalid: %p", (id) => {
-    let caught: unknown;
-    try {
-      validateId(id);
-    } catch (e) {
-      caught = e;
-    }
-    expect(caught).toBeInstanceOf(NexcageError);
-    expect((caught as NexcageError).code).toBe("usage");
-    expect((caught as NexcageError).exitCode).toBe(2);
+    expectError(() => validateId(id), "usage");
   });
 
   test("undefined and empty say the id cannot be empty", () => {

@@ -3,21 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { BACKEND_ANNOTATION, parseConfig, type NexcageConfig } from "../../src/core/config.ts";
 import { NexcageError } from "../../src/core/errors.ts";
 import { compilePattern, route } from "../../src/router/router.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
-function invalidSpec(fn: () => unknown, ...contains: string[]): NexcageError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(NexcageError);
-  const err = caught as NexcageError;
-  expect(err.code).toBe("invalidSpec");
-  expect(err.exitCode).toBe(3);
-  for (const c of contains) expect(err.message).toContain(c);
-  return err;
-}
+const invalidSpec = (fn: () => unknown, ...contains: string[]): NexcageError => expectError(fn, "invalidSpec", ...contains);
 
 const cfg = (data: unknown, source = "/etc/nexcage/config.json"): NexcageConfig => parseConfig(data, source);
 

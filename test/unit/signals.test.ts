@@ -2,18 +2,10 @@
 import { describe, expect, test } from "bun:test";
 import { NexcageError } from "../../src/core/errors.ts";
 import { parseSignal } from "../../src/oci/signals.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
 function expectUsage(input: string): void {
-  let caught: unknown;
-  try {
-    parseSignal(input);
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(NexcageError);
-  expect((caught as NexcageError).code).toBe("usage");
-  expect((caught as NexcageError).exitCode).toBe(2);
-  expect((caught as NexcageError).message).toContain(JSON.stringify(input));
+  expectError(() => parseSignal(input), "usage");
 }
 
 describe("parseSignal", () => {

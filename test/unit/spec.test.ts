@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { NexcageError } from "../../src/core/errors.ts";
 import { defaultSpec } from "../../src/oci/default-spec.ts";
 import { parseProcess, parseResources, parseSpec } from "../../src/oci/spec.ts";
+import { expectError, expectRejection } from "./expect-error.ts";
 
 // biome-ignore lint: test helper works on loose JSON
 type Json = any;
@@ -14,18 +15,7 @@ function spec(mutate?: (s: Json) => void): Json {
 }
 
 function invalid(input: unknown, path: string, fn: (i: unknown) => unknown = parseSpec): NexcageError {
-  let caught: unknown;
-  try {
-    fn(input);
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(NexcageError);
-  const err = caught as NexcageError;
-  expect(err.code).toBe("invalidSpec");
-  expect(err.exitCode).toBe(3);
-  expect(err.message).toContain(`${path}:`);
-  return err;
+  return expectError(() => fn(input), "invalidSpec", `${path}:`);
 }
 
 describe("parseSpec: valid specs", () => {

@@ -1,14 +1,13 @@
 import { defineCommand } from "citty";
+import { idArg, processIoArgs } from "../args.ts";
 import { getRuntime, int, str } from "../context.ts";
 
 export const createArgs = {
-  id: { type: "positional", description: "container id", required: true },
+  ...idArg,
   bundle: { type: "string", alias: "b", description: "path to the OCI bundle (default: current directory)" },
-  "pid-file": { type: "string", description: "file to write the init process pid to" },
-  "console-socket": { type: "string", description: "AF_UNIX socket that receives the pty master (terminal: true)" },
+  ...processIoArgs,
   "no-pivot": { type: "boolean", description: "do not use pivot_root to jail the process" },
   "no-new-keyring": { type: "boolean", description: "do not create a new session keyring" },
-  "preserve-fds": { type: "string", description: "number of extra fds (from 3) to pass to the container" },
   "notify-socket": { type: "string", description: "accepted for compatibility" },
 } as const;
 

@@ -1,10 +1,11 @@
 import { defineCommand } from "citty";
 import { getRuntime } from "../context.ts";
+import { idArg } from "../args.ts";
 
 export default defineCommand({
   meta: { name: "delete", description: "delete a stopped (or, with --force, any) container" },
   args: {
-    id: { type: "positional", description: "container id", required: true },
+    ...idArg,
     force: { type: "boolean", alias: "f", description: "kill a running container first; no error if it does not exist" },
   },
   async run({ args }) {

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { NexcageError } from "../../core/errors.ts";
 import { getRuntime, int, str } from "../context.ts";
 import type { ParseOptions } from "../argv.ts";
+import { idArg, processIoArgs } from "../args.ts";
 
 // the first positional is the id; everything after it is the command line, flags included
 export const parse: ParseOptions = { stopAfterPositionals: 1, repeatable: ["env", "additional-gids", "cap"] };
@@ -9,7 +10,7 @@ export const parse: ParseOptions = { stopAfterPositionals: 1, repeatable: ["env"
 export default defineCommand({
   meta: { name: "exec", description: "run a process in a container; returns its exit code (0 with --detach)" },
   args: {
-    id: { type: "positional", description: "container id", required: true },
+    ...idArg,
     command: { type: "positional", description: "command and arguments (or --process)", required: false },
     process: { type: "string", alias: "p", description: "path to a process.json (runtime-spec Process)" },
     tty: { type: "boolean", alias: "t", description: "allocate a pseudo-TTY" },
@@ -17,9 +18,7 @@ export default defineCommand({
     env: { type: "string", alias: "e", description: "set an environment variable (repeatable)" },
     user: { type: "string", alias: "u", description: "uid[:gid]" },
     detach: { type: "boolean", alias: "d", description: "detach from the process" },
-    "pid-file": { type: "string", description: "file to write the process pid to" },
-    "console-socket": { type: "string", description: "AF_UNIX socket that receives the pty master" },
-    "preserve-fds": { type: "string", description: "number of extra fds to pass" },
+    ...processIoArgs,
     "process-label": { type: "string", description: "accepted for compatibility" },
     "apparmor": { type: "string", description: "accepted for compatibility" },
     "no-new-privs": { type: "boolean", description: "accepted for compatibility" },

@@ -1,11 +1,12 @@
 import { defineCommand } from "citty";
 import { NexcageError } from "../../core/errors.ts";
 import { getRuntime, out } from "../context.ts";
+import { idArg } from "../args.ts";
 
 export default defineCommand({
   meta: { name: "ps", description: "list the processes of a container (json: a bare array of pids)" },
   args: {
-    id: { type: "positional", description: "container id", required: true },
+    ...idArg,
     format: { type: "string", alias: "f", description: "table or json", default: "table" },
   },
   async run({ args }) {

@@ -3,11 +3,12 @@ import { resolve } from "node:path";
 import { NexcageError } from "../../core/errors.ts";
 import { loadSpec } from "../../oci/spec.ts";
 import { getRuntime, out, str } from "../context.ts";
+import { idArg } from "../args.ts";
 
 export default defineCommand({
   meta: { name: "route", description: "explain which backend a container id (and bundle) would be routed to, and why" },
   args: {
-    id: { type: "positional", description: "container id", required: true },
+    ...idArg,
     bundle: { type: "string", alias: "b", description: "bundle whose config.json annotations take part in routing" },
     format: { type: "string", alias: "f", description: "text or json", default: "text" },
   },

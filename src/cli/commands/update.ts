@@ -3,11 +3,12 @@ import { NexcageError } from "../../core/errors.ts";
 import { readJsonFile } from "../../core/validate.ts";
 import { Runtime } from "../../runtime.ts";
 import { getRuntime, str } from "../context.ts";
+import { idArg } from "../args.ts";
 
 export default defineCommand({
   meta: { name: "update", description: "update a container's resource limits from a linux.resources JSON document" },
   args: {
-    id: { type: "positional", description: "container id", required: true },
+    ...idArg,
     resources: { type: "string", alias: "r", description: "path to a resources JSON file, or - for stdin" },
   },
   async run({ args }) {
