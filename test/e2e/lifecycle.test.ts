@@ -119,7 +119,10 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     try {
       expect(create(id, [], b.dir).code).toBe(0);
       expect(nx(["start", id]).code).toBe(0);
-      await Bun.sleep(100); // let sh install its trap
+      // wait until sh has installed its trap: SIGTERM (bit 14) shows in the init's caught-signal mask
+      const pid = state(id).pid;
+      const caught = () => (BigInt(`0x${/SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "0"}`) >> 14n) & 1n;
+      await waitFor(() => caught() === 1n, 5000, "the TERM trap");
       const r = nx(sig ? ["kill", id, sig] : ["kill", id]);
       expect(r.code).toBe(0);
       await waitFor(() => state(id).status === "stopped", 5000, `${id} to stop on ${sig || "default"}`);
