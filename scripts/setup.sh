@@ -15,7 +15,8 @@ missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # with recommends: podman wants its usual companions (slirp4netns, catatonit, uidmap ...)
+  apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Bun comes from the npm registry as a devDependency (npm ci installs the platform binary package)
