@@ -49,8 +49,17 @@ export async function buildNative(outDir = join(ROOT, "native/build")): Promise<
       "-Wl,-z,defs", "-Wl,-Bsymbolic", "-Wl,--whole-archive", join(work, "libcrun_pic.a"), "-Wl,--no-whole-archive",
       "-lyajl", "-lseccomp", "-lcap", "-lsystemd",
     ];
-    const cc = Bun.spawnSync(gcc, { stdout: "inherit", stderr: "inherit" });
-    if (cc.exitCode !== 0) throw new Error(`build: gcc failed (${cc.exitCode}); are libyajl-dev libseccomp-dev libcap-dev libsystemd-dev installed?`);
+    // the same source as an executable: create/exec run it from a sealed memfd (see native/crun_shim.c)
+    const helper = join(outDir, "nexcage-crun-helper");
+    const helperCc = [
+      "gcc", "-O2", "-Wall", "-Wextra", "-DNX_HELPER", `-DNX_LIBCRUN_VERSION="${version}"`,
+      "-o", helper, join(ROOT, "native/crun_shim.c"), `-I${join(ROOT, "native")}`,
+      join(work, "libcrun_pic.a"), "-lyajl", "-lseccomp", "-lcap", "-lsystemd",
+    ];
+    for (const cmd of [gcc, helperCc]) {
+      const cc = Bun.spawnSync(cmd, { stdout: "inherit", stderr: "inherit" });
+      if (cc.exitCode !== 0) throw new Error(`build: gcc failed (${cc.exitCode}); are libyajl-dev libseccomp-dev libcap-dev libsystemd-dev installed?`);
+    }
     // demo's embedded rootfs binary
     if (!existsSync(BUSYBOX)) throw new Error(`build: ${BUSYBOX} missing: apt-get install busybox-static`);
     copyFileSync(BUSYBOX, join(outDir, "busybox"));

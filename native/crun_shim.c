@@ -4,6 +4,11 @@
  * operation runs in a fork()ed child: it resets signals, chdir()s into the bundle, calls libcrun, writes a
  * fixed-size result into a pipe and _exit()s. The parent waits for that one pid (never -1: Bun reaps its own
  * children) and only then reads the pipe, so a container process that inherited the pipe can't block us.
+ *
+ * The two operations that start processes inside a container (create, exec) don't run libcrun in the
+ * forked image of nexcage itself: the child fexecve()s a small helper (this file built with NX_HELPER)
+ * from a sealed memfd. A container process can then only ever see the sealed copy through /proc/self/exe,
+ * never the nexcage binary on disk (CVE-2019-5736); crun does the same for itself.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -157,6 +163,35 @@ do_request (const struct request *q, struct result *r)
   r->rc = ret; /* exec without detach: the process's exit status */
 }
 
+/* sealed memfd holding the helper executable; -1 until nx_crun_set_helper */
+static int helper_fd = -1;
+
+static const char *
+arg_or_empty (const char *s)
+{
+  return s ? s : "";
+}
+
+/* Child side of create/exec: hand the request to the sealed helper. Only returns on failure. */
+static void
+exec_helper (const struct request *q, int result_fd)
+{
+  /* above the fds the container is to inherit; without CLOEXEC so the helper gets it */
+  int rfd = fcntl (result_fd, F_DUPFD, 3 + q->preserve_fds + 8);
+  if (rfd < 0)
+    return;
+  char num[5][24];
+  snprintf (num[0], sizeof num[0], "%d", rfd);
+  snprintf (num[1], sizeof num[1], "%d", (int) q->op);
+  snprintf (num[2], sizeof num[2], "%d", q->preserve_fds);
+  snprintf (num[3], sizeof num[3], "%d", q->flags);
+  snprintf (num[4], sizeof num[4], "%d", q->signal);
+  char *argv[] = { "nexcage-crun-helper", num[0], num[1], (char *) arg_or_empty (q->state_root), (char *) arg_or_empty (q->id),
+                   (char *) arg_or_empty (q->bundle), (char *) arg_or_empty (q->console_socket),
+                   (char *) arg_or_empty (q->pid_file), (char *) arg_or_empty (q->path), num[2], num[3], num[4], NULL };
+  fexecve (helper_fd, argv, environ);
+}
+
 static int
 in_child (const struct request *q, int *status, char *errbuf, int errlen)
 {
@@ -192,7 +227,14 @@ in_child (const struct request *q, int *status, char *errbuf, int errlen)
       nx_crun_stderr = stderr;
       nx_crun_environ = environ;
       r.rc = -1;
-      do_request (q, &r);
+      if ((q->op == OP_CREATE || q->op == OP_EXEC) && helper_fd >= 0)
+        {
+          exec_helper (q, fds[1]);
+          r.status = errno;
+          snprintf (r.msg, sizeof (r.msg), "cannot start the libcrun helper: %s", strerror (errno));
+        }
+      else
+        do_request (q, &r);
       fflush (stdout);
       fflush (stderr);
       /* the result fits in the pipe buffer, so this never blocks */
@@ -280,3 +322,77 @@ nx_crun_version (void)
 {
   return NX_LIBCRUN_VERSION;
 }
+
+/* Keep the helper executable in a sealed memfd (no write, grow, shrink or further seals). 0 or -errno. */
+int
+nx_crun_set_helper (const unsigned char *bytes, long len)
+{
+  if (helper_fd >= 0)
+    return 0;
+  int fd = memfd_create ("nexcage-crun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0)
+    return -errno;
+  for (long off = 0; off < len;)
+    {
+      ssize_t n = write (fd, bytes + off, (size_t) (len - off));
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          int e = n < 0 ? errno : EIO;
+          close (fd);
+          return -e;
+        }
+      off += n;
+    }
+  if (fcntl (fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+    {
+      int e = errno;
+      close (fd);
+      return -e;
+    }
+  helper_fd = fd;
+  return 0;
+}
+
+#ifdef NX_HELPER
+/* The helper: argv as exec_helper builds it; the result goes to the inherited pipe. */
+static const char *
+null_if_empty (const char *s)
+{
+  return s && *s ? s : NULL;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc != 12)
+    return 2;
+  struct request q;
+  memset (&q, 0, sizeof (q));
+  int rfd = atoi (argv[1]);
+  q.op = (enum op) atoi (argv[2]);
+  q.state_root = null_if_empty (argv[3]);
+  q.id = null_if_empty (argv[4]);
+  q.bundle = null_if_empty (argv[5]);
+  q.console_socket = null_if_empty (argv[6]);
+  q.pid_file = null_if_empty (argv[7]);
+  q.path = null_if_empty (argv[8]);
+  q.preserve_fds = atoi (argv[9]);
+  q.flags = atoi (argv[10]);
+  q.signal = atoi (argv[11]);
+  if (q.op != OP_CREATE && q.op != OP_EXEC)
+    return 2;
+  fcntl (rfd, F_SETFD, FD_CLOEXEC); /* the container's processes must not inherit it */
+  nx_crun_stderr = stderr;
+  nx_crun_environ = environ;
+  struct result r;
+  memset (&r, 0, sizeof (r));
+  r.rc = -1;
+  do_request (&q, &r);
+  fflush (stdout);
+  fflush (stderr);
+  ssize_t w = write (rfd, &r, sizeof (r));
+  return w == (ssize_t) sizeof (r) ? 0 : 1;
+}
+#endif

@@ -7,3 +7,7 @@ declare module "*.so" {
   const path: string;
   export default path;
 }
+declare module "*/nexcage-crun-helper" {
+  const path: string;
+  export default path;
+}

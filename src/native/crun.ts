@@ -1,6 +1,8 @@
 // Typed binding over native/crun_shim.c (libcrun 1.8, every call in a forked child). Loaded on first use.
 import { FFIType, ptr, type Pointer } from "bun:ffi";
+import helperPath from "../../native/build/nexcage-crun-helper" with { type: "file" };
 import shimPath from "../../native/build/libnexcage_crun.so" with { type: "file" };
+import { readFileSync } from "node:fs";
 import { NexcageError } from "../core/errors.ts";
 import { loadEmbedded } from "./loader.ts";
 
@@ -10,13 +12,19 @@ const OP = { START: 1, KILL: 2, DELETE: 3, PAUSE: 4, RESUME: 5 } as const; // en
 const P = FFIType.ptr, i32 = FFIType.i32, cstring = FFIType.cstring;
 let lib: ReturnType<typeof open> | undefined;
 function open() {
-  return loadEmbedded(shimPath, {
+  const l = loadEmbedded(shimPath, {
     nx_crun_create: { args: [P, P, P, P, P, i32, i32, P, P, i32], returns: i32 },
     nx_crun_simple: { args: [i32, P, P, i32, i32, P, P, i32], returns: i32 },
     nx_crun_exec: { args: [P, P, P, P, P, i32, i32, P, P, i32], returns: i32 },
     nx_crun_update: { args: [P, P, P, i32, P, P, i32], returns: i32 },
     nx_crun_version: { args: [], returns: cstring },
+    nx_crun_set_helper: { args: [P, FFIType.i64], returns: i32 },
   });
+  // create/exec run libcrun from a sealed memfd copy of the helper, never from the nexcage binary
+  const helper = new Uint8Array(readFileSync(helperPath));
+  const rc = l.symbols.nx_crun_set_helper(ptr(helper), helper.length);
+  if (rc < 0) throw new NexcageError("unsupported", `crun backend: cannot seal the libcrun helper into a memfd (errno ${-rc})`);
+  return l;
 }
 function sym() {
   return (lib ??= open()).symbols;

@@ -1,7 +1,7 @@
 // The shared conformance suite: the same lifecycle, exec, error and concurrency checks on every backend,
 // with real busybox containers through the built binary.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ExitCode } from "../../src/core/errors.ts";
@@ -58,6 +58,17 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     expect(nx(["delete", id]).code).toBe(0); // runc deletes a created container without --force
     expect(pidAlive(pid)).toBe(false);
     expect(leftovers(id)).toEqual([]);
+  });
+
+  test.if(backend === "crun")("crun only (runc has its own defence): container processes never run from the nexcage binary (CVE-2019-5736): a sealed memfd helper", () => {
+    const id = newId();
+    expect(create(id).code).toBe(0);
+    const exe = readlinkSync(`/proc/${state(id).pid}/exe`);
+    expect(exe).toContain("memfd:nexcage-crun-helper");
+    expect(exe).not.toContain(BIN);
+    // the seals forbid writing through that link
+    expect(() => openSync(`/proc/${state(id).pid}/exe`, "r+")).toThrow();
+    nx(["delete", "--force", id]);
   });
 
   test("start → running; start again fails and changes nothing", () => {
