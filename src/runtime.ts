@@ -1,7 +1,7 @@
 // The engine behind every command and the library entry (`import { Runtime } from "nexcage"`).
 // Each verb: load the record → derive status → guard → act through the backend → save, under the
 // container's lock for anything that changes state. Commands stay thin over this class.
-import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { getBackend } from "./backends/index.ts";
 import type { Backend, BackendContext, BackendName, ContainerRecord, Status } from "./backends/types.ts";
@@ -394,8 +394,8 @@ export function writePidFile(path: string, pid: number): void {
 function ownerOf(dir: string): string {
   try {
     const uid = statSync(dir).uid;
-    const line = require("node:fs").readFileSync("/etc/passwd", "utf8").split("\n").find((l: string) => l.split(":")[2] === String(uid));
-    return line ? line.split(":")[0] : `#${uid}`;
+    const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(uid));
+    return line?.split(":")[0] ?? `#${uid}`;
   } catch {
     return "";
   }

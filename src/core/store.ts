@@ -2,7 +2,7 @@
 //   <root>/containers/<id>/state.json   nexcage's record (atomic: temp file + rename)
 //   <root>/locks/<id>.lock              per-container lock (POSIX record lock, see native/libc.ts)
 //   <root>/<backend>/                   each backend's own state (runc --root, libcrun state_root ...)
-import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import * as v from "valibot";
 import { BACKEND_NAMES, type ContainerRecord } from "../backends/types.ts";
 import { NexcageError } from "./errors.ts";
@@ -38,7 +38,7 @@ export class StateStore {
   read(id: string): ContainerRecord | undefined {
     let text: string;
     try {
-      text = require("node:fs").readFileSync(`${this.containerDir(id)}/state.json`, "utf8");
+      text = readFileSync(`${this.containerDir(id)}/state.json`, "utf8");
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw e;

@@ -20,11 +20,8 @@ function toMemfd(bytes: Uint8Array, name: string): string {
 }
 
 export function loadEmbedded<const Fns extends Record<string, FFIFunction>>(path: string, symbols: Fns) {
-  const embedded = path.startsWith("/$bunfs/") || path.includes("~BUN") || !existsSync(path);
-  let target = path;
-  if (embedded) {
-    // reading an embedded path reads from the binary itself
-    target = toMemfd(new Uint8Array(readFileSync(path)), path.split("/").pop() ?? "nexcage-lib");
-  }
+  // in the compiled binary embedded files live under /$bunfs/ (readable by fs, not by the dynamic loader)
+  const embedded = path.startsWith("/$bunfs/") || !existsSync(path);
+  const target = embedded ? toMemfd(new Uint8Array(readFileSync(path)), path.split("/").pop() ?? "nexcage-lib") : path;
   return dlopen(target, symbols);
 }
