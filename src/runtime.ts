@@ -10,6 +10,7 @@ import { errors, NexcageError } from "./core/errors.ts";
 import { validateId } from "./core/ids.ts";
 import { log } from "./core/log.ts";
 import { pidStartTime } from "./core/proc.ts";
+import { backendContext, queryState } from "./core/query.ts";
 import { DEFAULT_ROOT, StateStore } from "./core/store.ts";
 import { parseJsonText, readJsonFile } from "./core/validate.ts";
 import { runHooks } from "./oci/hooks.ts";
@@ -71,7 +72,7 @@ export class Runtime {
   }
 
   context(backend: BackendName): BackendContext {
-    return { root: this.root, backendRoot: this.store.backendRoot(backend), systemdCgroup: this.systemdCgroup, debug: this.debug };
+    return backendContext(this.store, backend, { systemdCgroup: this.systemdCgroup, debug: this.debug });
   }
 
   /**
@@ -203,17 +204,9 @@ export class Runtime {
   }
 
   async state(id: string): Promise<OciState> {
-    validateId(id);
-    const rec = this.store.read(id);
-    if (!rec) throw errors.notFound(id);
-    if (rec.creating) {
-      // creating while someone holds the lock; a leftover from a crashed create otherwise
-      if (await this.store.isLocked(id)) return toOciState(rec, "creating");
-      throw errors.notFound(id);
-    }
-    const backend = await getBackend(rec.backend);
-    return toOciState(rec, backend.status(this.context(rec.backend), rec));
+    return queryState(this.store, id, (b) => this.context(b));
   }
+
 
   async list(): Promise<OciState[]> {
     const out: OciState[] = [];

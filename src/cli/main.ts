@@ -5,8 +5,9 @@ import { renderUsage } from "citty";
 import { parseFlags, splitGlobal } from "./argv.ts";
 import { commands } from "./commands/index.ts";
 import { out, setGlobals } from "./context.ts";
-import { NexcageError, toNexcageError } from "../core/errors.ts";
-import { configureLog, log, type LogFormat } from "../core/log.ts";
+import { NexcageError } from "../core/errors.ts";
+import { configureLog, type LogFormat } from "../core/log.ts";
+import { reportError } from "./report.ts";
 
 const USAGE = `nexcage - OCI runtime that routes containers to crun, runc and (later) LXC, Proxmox and microVM backends
 
@@ -57,11 +58,7 @@ export async function main(argv: string[]): Promise<number> {
     const result = await cmd.run?.({ rawArgs: rest, args: parsed as never, cmd });
     return typeof result === "number" ? result : 0;
   } catch (e) {
-    const err = toNexcageError(e);
-    log().error(err.message);
-    // one plain line on stderr: podman shows it as is, containerd reads the --log file
-    if (!err.printed) out(`nexcage: ${err.message}\n`, 2);
-    return err.exitCode;
+    return reportError(e);
   }
 }
 
