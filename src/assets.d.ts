@@ -1,4 +1,4 @@
-// Files embedded into the compiled binary with `import x from "..." with { type: "file" }`: a path.
+// Ambient declarations. Files embedded into the compiled binary with `import x from "..." with { type: "file" }`: a path.
 declare module "*/busybox" {
   const path: string;
   export default path;
@@ -10,4 +10,9 @@ declare module "*.so" {
 declare module "*/nexcage-crun-helper" {
   const path: string;
   export default path;
+}
+
+// JSON.rawJSON (TC39 "JSON.parse source text access", in Bun's JavaScriptCore): emit exact big integers
+interface JSON {
+  rawJSON(text: string): { readonly rawJSON: string };
 }

@@ -9,7 +9,7 @@ import { loadConfig, type NexcageConfig } from "./core/config.ts";
 import { errors, NexcageError } from "./core/errors.ts";
 import { validateId } from "./core/ids.ts";
 import { log } from "./core/log.ts";
-import { pidStartTime } from "./core/proc.ts";
+import { pidStartTime, type CgroupStats } from "./core/proc.ts";
 import { backendContext, queryState } from "./core/query.ts";
 import { DEFAULT_ROOT, StateStore } from "./core/store.ts";
 import { parseJsonText, readJsonFile } from "./core/validate.ts";
@@ -280,6 +280,12 @@ export class Runtime {
     const { rec, backend, ctx, status } = await this.load(id);
     if (status === "stopped") return [];
     return backend.pids(ctx, rec);
+  }
+
+  async stats(id: string): Promise<CgroupStats> {
+    const { rec, backend, ctx, status } = await this.load(id);
+    if (status === "stopped") throw errors.notRunning(id);
+    return backend.stats(ctx, rec);
   }
 
   async update(id: string, resources: unknown): Promise<void> {

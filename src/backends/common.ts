@@ -1,9 +1,9 @@
 // Helpers shared by the OCI-engine backends (crun, runc): both leave an init process blocked on an exec
 // fifo until `start`, so status is derived the same way crun does it.
 import { existsSync, readFileSync } from "node:fs";
-import type { ContainerRecord, Status } from "./types.ts";
+import type { Backend, ContainerRecord, Status } from "./types.ts";
 import { NexcageError } from "../core/errors.ts";
-import { isFrozen, processAlive } from "../core/proc.ts";
+import { cgroupPids, cgroupStats, isFrozen, processAlive } from "../core/proc.ts";
 
 /** pid alive with the recorded start time → created (fifo still there) / paused (frozen) / running; else stopped. */
 export function derivedStatus(rec: ContainerRecord, execFifo: string): Status {
@@ -24,3 +24,9 @@ export function readPidFile(path: string): number {
   if (!(pid > 0)) throw new NexcageError("failure", `backend pid file ${path} holds no pid: ${JSON.stringify(text)}`);
   return pid;
 }
+
+/** pids and stats straight from the cgroups of the container's init (both engines put it in its own cgroup) */
+export const cgroupReadings: Pick<Backend, "pids" | "stats"> = {
+  pids: (_ctx, rec) => cgroupPids(rec.pid),
+  stats: (_ctx, rec) => cgroupStats(rec.pid),
+};

@@ -2,6 +2,7 @@
 // Commands never talk to a backend directly: they go through the ContainerService, which owns the
 // nexcage state record, locking, validation and routing; a backend only does the container work.
 
+import type { CgroupStats } from "../core/proc.ts";
 import type { Spec } from "../oci/spec.ts";
 
 export type BackendName = "crun" | "runc" | "lxc" | "proxmox-lxc" | "proxmox-vm" | "microvm";
@@ -96,4 +97,6 @@ export interface Backend {
   /** derived on every read, never trusted from disk */
   status(ctx: BackendContext, rec: ContainerRecord): Status;
   pids(ctx: BackendContext, rec: ContainerRecord): number[];
+  /** resource usage as `runc events --stats` reports it */
+  stats(ctx: BackendContext, rec: ContainerRecord): CgroupStats;
 }

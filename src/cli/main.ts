@@ -14,7 +14,7 @@ const USAGE = `nexcage - OCI runtime that routes containers to crun, runc and (l
 usage: nexcage [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] [--config FILE] COMMAND [args]
 
 commands:
-  create, start, run, state, kill, delete, exec, pause, resume, ps, list, update   (runc's contract)
+  create, start, run, state, kill, delete, exec, pause, resume, ps, list, update, events   (runc's contract)
   spec, features, version
   route ID [--bundle B]    which backend a container goes to, and why
   health | doctor          whether each backend can work on this host

@@ -125,3 +125,85 @@ export function cgroupPids(pid: number): number[] {
   }
   return processAlive(pid, 0) ? [pid] : [];
 }
+
+/** runc's `events --stats` data (the subset cgroups give on v1 and v2), read from the cgroups of `pid`. */
+/** a counter as cgroups print it; past 2^53 (v1's "unlimited" is 9223372036854771712) kept exact for JSON */
+export type Counter = number | ReturnType<typeof JSON.rawJSON>;
+
+export interface CgroupStats {
+  cpu: { usage: { total: Counter; percpu: Counter[]; kernel: Counter; user: Counter } };
+  memory: { usage: { usage: Counter; max: Counter; limit: Counter; failcnt: Counter }; raw: Record<string, Counter> };
+  pids: { current: Counter; limit: Counter };
+  blkio: Record<string, never>;
+}
+
+function counter(text: string | undefined): Counter {
+  if (!text || !/^\d+$/.test(text)) return 0; // "max" (v2's unlimited) is reported as 0, like runc
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : JSON.rawJSON(text);
+}
+
+function readNum(file: string): Counter {
+  try {
+    return counter(readFileSync(file, "utf8").trim().split(/\s+/)[0]);
+  } catch {
+    return 0;
+  }
+}
+
+function readKv(file: string): Record<string, Counter> {
+  const out: Record<string, Counter> = {};
+  try {
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const [k, v] = line.split(/\s+/);
+      if (k && v !== undefined) out[k] = counter(v);
+    }
+  } catch {}
+  return out;
+}
+
+const num = (c: Counter | undefined): number => (typeof c === "number" ? c : Number(c?.rawJSON ?? 0));
+
+export function cgroupStats(pid: number): CgroupStats {
+  const cg = pidCgroups(pid);
+  const v2path = cg.get("");
+  const v2 = cgroup2Mount();
+  const v1 = (ctrl: string) => (cg.get(ctrl) !== undefined && existsSync(`/sys/fs/cgroup/${ctrl}`) ? `/sys/fs/cgroup/${ctrl}${cg.get(ctrl)}` : undefined);
+  const unified = v2 && v2path !== undefined ? `${v2}${v2path}` : undefined;
+  const s: CgroupStats = {
+    cpu: { usage: { total: 0, percpu: [], kernel: 0, user: 0 } },
+    memory: { usage: { usage: 0, max: 0, limit: 0, failcnt: 0 }, raw: {} },
+    pids: { current: 0, limit: 0 },
+    blkio: {},
+  };
+  const cpu = v1("cpuacct");
+  if (cpu) {
+    // cpuacct.stat is in USER_HZ ticks (100/s); runc reports nanoseconds
+    const st = readKv(`${cpu}/cpuacct.stat`);
+    s.cpu.usage = {
+      total: readNum(`${cpu}/cpuacct.usage`),
+      percpu: readFileSync(`${cpu}/cpuacct.usage_percpu`, "utf8").trim().split(/\s+/).map(counter),
+      kernel: num(st.system) * 1e7,
+      user: num(st.user) * 1e7,
+    };
+  } else if (unified) {
+    const st = readKv(`${unified}/cpu.stat`);
+    s.cpu.usage = { total: num(st.usage_usec) * 1000, percpu: [], kernel: num(st.system_usec) * 1000, user: num(st.user_usec) * 1000 };
+  }
+  const mem = v1("memory");
+  if (mem) {
+    s.memory.usage = {
+      usage: readNum(`${mem}/memory.usage_in_bytes`),
+      max: readNum(`${mem}/memory.max_usage_in_bytes`),
+      limit: readNum(`${mem}/memory.limit_in_bytes`),
+      failcnt: readNum(`${mem}/memory.failcnt`),
+    };
+    s.memory.raw = readKv(`${mem}/memory.stat`);
+  } else if (unified) {
+    s.memory.usage = { usage: readNum(`${unified}/memory.current`), max: readNum(`${unified}/memory.peak`), limit: readNum(`${unified}/memory.max`), failcnt: readKv(`${unified}/memory.events`).max ?? 0 };
+    s.memory.raw = readKv(`${unified}/memory.stat`);
+  }
+  const pids = v1("pids") ?? unified;
+  if (pids) s.pids = { current: readNum(`${pids}/pids.current`), limit: readNum(`${pids}/pids.max`) };
+  return s;
+}

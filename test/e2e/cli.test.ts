@@ -168,3 +168,36 @@ describe("global behaviour", () => {
     expect(r.stdout).toContain("demo ok");
   });
 });
+
+describe("events", () => {
+  test("--stats: one JSON line with runc's shape, live numbers from the container's cgroups", () => {
+    const b = makeBundle({ args: ["sleep", "1000"] });
+    const root = join(work, "events");
+    const run = (args: string[], quiet = false) => {
+      const r = Bun.spawnSync([BIN, "--root", root, ...args], { stdout: quiet ? "ignore" : "pipe", stderr: "ignore" });
+      return { code: r.exitCode ?? -1, stdout: r.stdout?.toString() ?? "" };
+    };
+    try {
+      expect(run(["run", "-d", "--bundle", b.dir, "ev"], true).code).toBe(0);
+      const r = run(["events", "--stats", "ev"]);
+      expect(r.code).toBe(0);
+      const lines = r.stdout.trim().split("\n");
+      expect(lines).toHaveLength(1);
+      const e = JSON.parse(lines[0] as string);
+      expect(e).toMatchObject({ type: "stats", id: "ev" });
+      expect(Object.keys(e.data)).toEqual(["cpu", "memory", "pids", "blkio"]);
+      expect(e.data.pids.current).toBe(1);
+      expect(e.data.memory.usage.usage).toBeGreaterThan(0);
+      expect(e.data.cpu.usage.total).toBeGreaterThan(0);
+      expect(run(["events", "--interval", "5x", "ev"]).code).toBe(ExitCode.usage);
+      // the stream ends by itself once the container stops
+      expect(run(["kill", "ev", "KILL"]).code).toBe(0);
+      for (let i = 0; i < 100 && JSON.parse(run(["state", "ev"]).stdout).status !== "stopped"; i++) Bun.sleepSync(10);
+      expect(run(["events", "--interval", "100ms", "ev"]).code).toBe(0);
+      expect(run(["events", "--stats", "ev"]).code).toBe(ExitCode.badState);
+    } finally {
+      run(["delete", "--force", "ev"]);
+      b.cleanup();
+    }
+  });
+});

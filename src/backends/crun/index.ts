@@ -4,8 +4,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import type { Backend, BackendContext, ContainerRecord, ProbeResult, Status } from "../types.ts";
 import { NexcageError } from "../../core/errors.ts";
-import { cgroupMode, cgroupPids, hybridV2Controllers } from "../../core/proc.ts";
-import { derivedStatus, readPidFile } from "../common.ts";
+import { cgroupMode, hybridV2Controllers } from "../../core/proc.ts";
+import { cgroupReadings, derivedStatus, readPidFile } from "../common.ts";
 
 async function native() {
   return import("../../native/crun.ts");
@@ -96,7 +96,5 @@ export const crunBackend: Backend = {
     return derivedStatus(rec, `${ctx.backendRoot}/${rec.id}/exec.fifo`);
   },
 
-  pids(_ctx, rec) {
-    return cgroupPids(rec.pid);
-  },
+  ...cgroupReadings,
 };

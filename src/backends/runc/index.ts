@@ -3,8 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import type { Backend, BackendContext, ContainerRecord, CreateOptions, ExecOptions, ProbeResult, Status } from "../types.ts";
 import { NexcageError, toNexcageError } from "../../core/errors.ts";
-import { derivedStatus, readPidFile } from "../common.ts";
-import { cgroupPids } from "../../core/proc.ts";
+import { cgroupReadings, derivedStatus, readPidFile } from "../common.ts";
 
 export function runcPath(): string {
   return process.env.NEXCAGE_RUNC ?? (existsSync("/usr/sbin/runc") ? "/usr/sbin/runc" : "runc");
@@ -150,9 +149,7 @@ export const runcBackend: Backend = {
     return derivedStatus(rec, `${ctx.backendRoot}/${rec.id}/exec.fifo`);
   },
 
-  pids(_ctx, rec) {
-    return cgroupPids(rec.pid);
-  },
+  ...cgroupReadings,
 };
 
 async function check(p: Promise<number>, verb: string): Promise<void> {

@@ -21,6 +21,7 @@ export const commands: Record<string, () => Promise<VerbModule>> = {
   ps: () => import("./ps.ts"),
   list: () => import("./list.ts"),
   update: () => import("./update.ts"),
+  events: () => import("./events.ts"),
   spec: () => import("./spec.ts"),
   features: () => import("./features.ts"),
   version: () => import("./version.ts"),
