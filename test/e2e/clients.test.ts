@@ -43,7 +43,7 @@ function wrapper(backend: string): string {
 beforeAll(() => hostSetup());
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-describe.skipIf(!have("podman"))("podman --runtime nexcage", () => {
+describe.skipIf(!have("podman"))("podman --runtime nexcage (skipped only where podman is not installed)", () => {
   const store = ["--root", join(work, "podman/root"), "--runroot", join(work, "podman/runroot"), "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"];
   const runOpts = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"];
   const image = "localhost/nexcage-busybox:test";
@@ -131,7 +131,7 @@ function ociImage(): string {
   return tar;
 }
 
-describe.skipIf(!have("containerd") || !have("ctr"))("ctr run --runc-binary nexcage", () => {
+describe.skipIf(!have("containerd") || !have("ctr"))("ctr run --runc-binary nexcage (skipped only where containerd is not installed)", () => {
   const dir = join(work, "containerd");
   const sock = join(dir, "c.sock");
   const image = "localhost/nexcage-busybox:test";
