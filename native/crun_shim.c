@@ -163,6 +163,28 @@ do_request (const struct request *q, struct result *r)
   r->rc = ret; /* exec without detach: the process's exit status */
 }
 
+/* 0 when the whole result went out; it fits in the pipe buffer, so this never blocks */
+static int
+write_result (int fd, const struct result *r)
+{
+  return write (fd, r, sizeof (*r)) == (ssize_t) sizeof (*r) ? 0 : 1;
+}
+
+/* Do the request in this process (the forked child, or the helper) and send the result to fd. */
+static int
+serve (const struct request *q, int fd)
+{
+  struct result r;
+  memset (&r, 0, sizeof (r));
+  r.rc = -1;
+  nx_crun_stderr = stderr;
+  nx_crun_environ = environ;
+  do_request (q, &r);
+  fflush (stdout);
+  fflush (stderr);
+  return write_result (fd, &r);
+}
+
 /* sealed memfd holding the helper executable; -1 until nx_crun_set_helper */
 static int helper_fd = -1;
 
@@ -224,22 +246,15 @@ in_child (const struct request *q, int *status, char *errbuf, int errlen)
           signal (s, SIG_DFL);
       sigprocmask (SIG_SETMASK, &none, NULL);
       close (fds[0]);
-      nx_crun_stderr = stderr;
-      nx_crun_environ = environ;
-      r.rc = -1;
       if ((q->op == OP_CREATE || q->op == OP_EXEC) && helper_fd >= 0)
         {
           exec_helper (q, fds[1]);
+          r.rc = -1;
           r.status = errno;
           snprintf (r.msg, sizeof (r.msg), "cannot start the libcrun helper: %s", strerror (errno));
+          _exit (write_result (fds[1], &r));
         }
-      else
-        do_request (q, &r);
-      fflush (stdout);
-      fflush (stderr);
-      /* the result fits in the pipe buffer, so this never blocks */
-      ssize_t w = write (fds[1], &r, sizeof (r));
-      _exit (w == (ssize_t) sizeof (r) ? 0 : 1);
+      _exit (serve (q, fds[1]));
     }
   close (fds[1]);
   int wstatus = 0;
@@ -384,15 +399,6 @@ main (int argc, char **argv)
   if (q.op != OP_CREATE && q.op != OP_EXEC)
     return 2;
   fcntl (rfd, F_SETFD, FD_CLOEXEC); /* the container's processes must not inherit it */
-  nx_crun_stderr = stderr;
-  nx_crun_environ = environ;
-  struct result r;
-  memset (&r, 0, sizeof (r));
-  r.rc = -1;
-  do_request (&q, &r);
-  fflush (stdout);
-  fflush (stderr);
-  ssize_t w = write (rfd, &r, sizeof (r));
-  return w == (ssize_t) sizeof (r) ? 0 : 1;
+  return serve (&q, rfd);
 }
 #endif
