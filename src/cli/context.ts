@@ -1,5 +1,4 @@
 // What every command shares: the parsed global flags and a lazily built Runtime.
-import { writeSync } from "node:fs";
 import type { Parsed } from "./argv.ts";
 import { NexcageError } from "../core/errors.ts";
 import { Runtime } from "../runtime.ts";
@@ -30,14 +29,7 @@ export function getRuntime(): Runtime {
   }));
 }
 
-/**
- * Synchronous write to fd 1 (or 2). process.stdout costs ~5 ms to set up in a compiled Bun binary, more than
- * the whole of `state`; and a sync write can't be cut short by the exit that follows.
- */
-export function out(text: string, fd = 1): void {
-  const buf = Buffer.from(text);
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-}
+export { out } from "./output.ts";
 
 /** A string flag as a string, or undefined (citty types every flag loosely). */
 export function str(v: unknown): string | undefined {

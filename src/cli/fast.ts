@@ -1,10 +1,8 @@
 // `state ID` with nothing but global flags is what conmon and go-runc call over and over: answer it without
 // loading citty, the spec schemas or the engine (≈1.7 ms of a 6.4 ms call). Anything else returns
 // undefined and goes through the full CLI.
-import { writeSync } from "node:fs";
 import { splitGlobal } from "./argv.ts";
-import { reportError } from "./report.ts";
-import { configureLog } from "../core/log.ts";
+import { applyLogFlags, out, reportError } from "./output.ts";
 import { backendContext, queryState } from "../core/query.ts";
 import { DEFAULT_ROOT, StateStore } from "../core/store.ts";
 
@@ -17,14 +15,16 @@ export async function fastPath(argv: string[]): Promise<number | undefined> {
   }
   const { globals: g, verb, rest } = split;
   if (verb !== "state" || rest.length !== 1 || rest[0]?.startsWith("-") || g.help || g.version) return undefined;
-  const format = g["log-format"];
-  if (format !== "text" && format !== "json") return undefined;
-  configureLog({ ...(typeof g.log === "string" ? { file: g.log } : {}), format, debug: g.debug === true });
+  try {
+    applyLogFlags(g);
+  } catch {
+    return undefined; // the full CLI reports the bad flag
+  }
   try {
     const store = new StateStore(typeof g.root === "string" ? g.root : DEFAULT_ROOT);
     const opts = { systemdCgroup: g["systemd-cgroup"] === true, debug: g.debug === true };
     const st = await queryState(store, rest[0] as string, (b) => backendContext(store, b, opts));
-    writeSync(1, JSON.stringify(st, null, 2)); // runc: two-space indent, no trailing newline
+    out(JSON.stringify(st, null, 2)); // runc: two-space indent, no trailing newline
     return 0;
   } catch (e) {
     return reportError(e);

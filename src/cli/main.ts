@@ -4,10 +4,9 @@
 import { renderUsage } from "citty";
 import { parseFlags, splitGlobal } from "./argv.ts";
 import { commands } from "./commands/index.ts";
-import { out, setGlobals } from "./context.ts";
+import { setGlobals } from "./context.ts";
 import { NexcageError } from "../core/errors.ts";
-import { configureLog, type LogFormat } from "../core/log.ts";
-import { reportError } from "./report.ts";
+import { applyLogFlags, out, reportError } from "./output.ts";
 
 const USAGE = `nexcage - OCI runtime that routes containers to crun, runc and (later) LXC, Proxmox and microVM backends
 
@@ -24,13 +23,9 @@ Run 'nexcage COMMAND --help' for a command's flags.
 `;
 
 export async function main(argv: string[]): Promise<number> {
-  let logFormat: LogFormat = "text";
   try {
     const { globals, verb, rest } = splitGlobal(argv);
-    const fmt = globals["log-format"];
-    if (fmt !== "text" && fmt !== "json") throw new NexcageError("usage", `invalid log format ${JSON.stringify(fmt)}: want text or json`);
-    logFormat = fmt;
-    configureLog({ ...(typeof globals.log === "string" ? { file: globals.log } : {}), format: logFormat, debug: globals.debug === true });
+    applyLogFlags(globals);
     if (globals.version === true) {
       const { versionText } = await import("./commands/version.ts");
       out(versionText());
