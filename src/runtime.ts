@@ -50,6 +50,13 @@ export interface ExecArgs {
   preserveFds?: number;
 }
 
+interface Loaded {
+  rec: ContainerRecord;
+  backend: Backend;
+  ctx: BackendContext;
+  status: Status;
+}
+
 export class Runtime {
   readonly root: string;
   readonly store: StateStore;
@@ -101,13 +108,25 @@ export class Runtime {
     throw new NexcageError("unsupported", `backend ${decision.backend} cannot work on this host: ${probe.problems.join("; ")}`);
   }
 
-  private async load(id: string): Promise<{ rec: ContainerRecord; backend: Backend; ctx: BackendContext; status: Status }> {
+  /** The record, its backend and its derived status; undefined when the id is unknown. */
+  private async find(id: string): Promise<Loaded | undefined> {
     validateId(id);
     const rec = this.store.read(id);
-    if (!rec) throw errors.notFound(id);
+    if (!rec) return undefined;
     const backend = await getBackend(rec.backend);
     const ctx = this.context(rec.backend);
     return { rec, backend, ctx, status: backend.status(ctx, rec) };
+  }
+
+  private async load(id: string): Promise<Loaded> {
+    const found = await this.find(id);
+    if (!found) throw errors.notFound(id);
+    return found;
+  }
+
+  /** load → guard → act, holding the container's lock */
+  private locked<T>(id: string, act: (c: Loaded) => Promise<T>): Promise<T> {
+    return this.store.withLock(validateId(id), async () => act(await this.load(id)));
   }
 
   async create(a: CreateArgs): Promise<ContainerRecord> {
@@ -192,8 +211,7 @@ export class Runtime {
   }
 
   async start(id: string): Promise<void> {
-    await this.store.withLock(validateId(id), async () => {
-      const { rec, backend, ctx, status } = await this.load(id);
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status === "running") throw new NexcageError("badState", "cannot start an already running container");
       if (status === "stopped") throw new NexcageError("badState", "cannot start a container that has stopped");
       if (status !== "created") throw new NexcageError("badState", `cannot start a container in the ${status} state`);
@@ -206,7 +224,6 @@ export class Runtime {
   async state(id: string): Promise<OciState> {
     return queryState(this.store, id, (b) => this.context(b));
   }
-
 
   async list(): Promise<OciState[]> {
     const out: OciState[] = [];
@@ -222,8 +239,7 @@ export class Runtime {
   }
 
   async kill(id: string, signal: number, all = false): Promise<void> {
-    await this.store.withLock(validateId(id), async () => {
-      const { rec, backend, ctx, status } = await this.load(id);
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status === "stopped" || status === "creating") throw errors.notRunning(id);
       await backend.kill(ctx, rec, signal, all);
     });
@@ -236,15 +252,13 @@ export class Runtime {
     await this.store.withLock(
       id,
       async () => {
-        const rec = this.store.read(id);
-        if (!rec) {
+        const found = await this.find(id);
+        if (!found) {
           gone = true;
           if (force) return;
           throw errors.notFound(id);
         }
-        const backend = await getBackend(rec.backend);
-        const ctx = this.context(rec.backend);
-        const status = backend.status(ctx, rec);
+        const { rec, backend, ctx, status } = found;
         if ((status === "running" || status === "paused") && !force) {
           throw new NexcageError("badState", `cannot delete container ${id} that is not stopped: ${status}`);
         }
@@ -261,16 +275,14 @@ export class Runtime {
   }
 
   async pause(id: string): Promise<void> {
-    await this.store.withLock(validateId(id), async () => {
-      const { rec, backend, ctx, status } = await this.load(id);
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status !== "running") throw errors.notRunning(id);
       await backend.pause(ctx, rec);
     });
   }
 
   async resume(id: string): Promise<void> {
-    await this.store.withLock(validateId(id), async () => {
-      const { rec, backend, ctx, status } = await this.load(id);
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status !== "paused") throw new NexcageError("badState", `container not paused: ${id}`);
       await backend.resume(ctx, rec);
     });
@@ -290,8 +302,7 @@ export class Runtime {
 
   async update(id: string, resources: unknown): Promise<void> {
     const res = parseResources(resources);
-    await this.store.withLock(validateId(id), async () => {
-      const { rec, backend, ctx, status } = await this.load(id);
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status === "stopped") throw errors.notRunning(id);
       await backend.update(ctx, rec, res);
     });
