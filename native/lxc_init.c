@@ -1,0 +1,81 @@
+/*
+ * nexcage-lxc-init: the first program of an lxc-backend container (built static: the container's rootfs
+ * may have no libc). It gives LXC the OCI create/start split: LXC starts it as the container's init, it
+ * waits on the exec fifo until `nexcage start` opens the other end, then it execs the OCI process.
+ *
+ *   nexcage-lxc-init DIR      DIR (bind-mounted read-only into the container) holds:
+ *     process    NUL-separated: cwd, umask ("-" = keep), argc, argv..., env...
+ *     exec.fifo  opened for writing here; blocks until start reads it
+ */
+#include "nx_util.h"
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#define MAX_FIELDS 8192
+
+static void
+die (const char *what, const char *arg)
+{
+  fprintf (stderr, "nexcage-lxc-init: %s %s: %s\n", what, arg, strerror (errno));
+  _exit (1);
+}
+
+int
+main (int argc, char **argv)
+{
+  const char *dir = argc > 1 ? argv[1] : "/dev/.nexcage";
+  char path[4096];
+  snprintf (path, sizeof path, "%s/process", dir);
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    die ("cannot open", path);
+  static char blob[1 << 20];
+  long len = 0;
+  for (ssize_t n; (n = read (fd, blob + len, sizeof blob - 1 - len)) > 0;)
+    len += n;
+  close (fd);
+  blob[len] = '\0';
+  static char *f[MAX_FIELDS + 1];
+  int nf = nx_split (blob, len, f, MAX_FIELDS);
+  if (nf < 4)
+    {
+      fprintf (stderr, "nexcage-lxc-init: %s is malformed\n", path);
+      _exit (1);
+    }
+  const char *cwd = f[0], *mask = f[1];
+  int nargs = atoi (f[2]);
+  if (nargs < 1 || 3 + nargs > nf)
+    {
+      fprintf (stderr, "nexcage-lxc-init: %s has no command\n", path);
+      _exit (1);
+    }
+  static char *args[MAX_FIELDS + 1], *envp[MAX_FIELDS + 1];
+  memcpy (args, &f[3], sizeof (char *) * (size_t) nargs);
+  args[nargs] = NULL;
+  int ne = 0;
+  for (int i = 3 + nargs; i < nf; i++)
+    envp[ne++] = f[i];
+  envp[ne] = NULL;
+
+  /* the create/start split: blocks until `start` opens the fifo for reading */
+  snprintf (path, sizeof path, "%s/exec.fifo", dir);
+  fd = open (path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    die ("cannot open", path);
+  if (write (fd, "0", 1) != 1)
+    die ("cannot write", path);
+  close (fd);
+
+  if (isatty (0))
+    {
+      setsid ();
+      ioctl (0, TIOCSCTTY, 0);
+    }
+  if (chdir (cwd) < 0)
+    die ("cannot chdir to", cwd);
+  if (strcmp (mask, "-") != 0)
+    umask ((mode_t) strtol (mask, NULL, 8));
+  nx_execvpe (args, envp);
+  nx_exec_failed (args[0], errno);
+  return 127;
+}
