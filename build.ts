@@ -60,12 +60,32 @@ export async function buildNative(outDir = join(ROOT, "native/build")): Promise<
       const cc = Bun.spawnSync(cmd, { stdout: "inherit", stderr: "inherit" });
       if (cc.exitCode !== 0) throw new Error(`build: gcc failed (${cc.exitCode}); are libyajl-dev libseccomp-dev libcap-dev libsystemd-dev installed?`);
     }
+    await buildLxc(outDir);
     // demo's embedded rootfs binary
     if (!existsSync(BUSYBOX)) throw new Error(`build: ${BUSYBOX} missing: apt-get install busybox-static`);
     copyFileSync(BUSYBOX, join(outDir, "busybox"));
     return so;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The lxc backend's three pieces: the shim over the system liblxc (dlopened from a memfd), the monitor
+ * helper (run from a sealed memfd; also linked to liblxc) and the container init (static: it runs inside
+ * rootfs that may have no libc).
+ */
+async function buildLxc(outDir: string): Promise<void> {
+  if (!existsSync("/usr/include/lxc/lxccontainer.h")) throw new Error("build: liblxc headers missing: apt-get install lxc-dev");
+  const inc = `-I${join(ROOT, "native")}`;
+  const cmds = [
+    ["gcc", "-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-Wl,-z,defs", inc, "-o", join(outDir, "libnexcage_lxc.so"), join(ROOT, "native/lxc_shim.c"), "-llxc", "-lutil"],
+    ["gcc", "-O2", "-Wall", "-Wextra", inc, "-o", join(outDir, "nexcage-lxc-monitor"), join(ROOT, "native/lxc_monitor.c"), "-llxc", "-lutil"],
+    ["gcc", "-O2", "-Wall", "-Wextra", "-static", inc, "-o", join(outDir, "nexcage-lxc-init"), join(ROOT, "native/lxc_init.c")],
+  ];
+  for (const cmd of cmds) {
+    const cc = Bun.spawnSync(cmd, { stdout: "inherit", stderr: "inherit" });
+    if (cc.exitCode !== 0) throw new Error(`build: gcc failed on ${cmd.at(-1)} (${cc.exitCode})`);
   }
 }
 

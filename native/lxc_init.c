@@ -6,10 +6,17 @@
  *   nexcage-lxc-init DIR      DIR (bind-mounted read-only into the container) holds:
  *     process    NUL-separated: cwd, umask ("-" = keep), argc, argv..., env...
  *     exec.fifo  opened for writing here; blocks until start reads it
+ *
+ *   nexcage-lxc-init --mount-hook DIR ...   (lxc.hook.mount: host side, in the container's mount namespace
+ *     before pivot_root, rootfs at $LXC_ROOTFS_MOUNT) applies DIR/paths, lines "m PATH" (OCI maskedPaths:
+ *     /dev/null over a file, a read-only tmpfs over a directory) and "r PATH" (readonlyPaths: read-only
+ *     bind onto itself), as runc does; missing paths are skipped.
  */
 #include "nx_util.h"
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define MAX_FIELDS 8192
 
@@ -20,9 +27,59 @@ die (const char *what, const char *arg)
   _exit (1);
 }
 
+static int
+mount_hook (const char *dir)
+{
+  const char *root = getenv ("LXC_ROOTFS_MOUNT");
+  if (!root || !*root)
+    {
+      fprintf (stderr, "nexcage-lxc-init: LXC_ROOTFS_MOUNT is not set\n");
+      return 1;
+    }
+  char path[4096], line[4096];
+  snprintf (path, sizeof path, "%s/paths", dir);
+  FILE *f = fopen (path, "re");
+  if (!f)
+    return errno == ENOENT ? 0 : (die ("cannot open", path), 1);
+  while (fgets (line, sizeof line, f))
+    {
+      line[strcspn (line, "\n")] = '\0';
+      if (strlen (line) < 3 || line[1] != ' ')
+        continue;
+      snprintf (path, sizeof path, "%s%s", root, line + 2);
+      struct stat st;
+      if (lstat (path, &st) < 0)
+        continue;
+      if (line[0] == 'm')
+        {
+          int rc = S_ISDIR (st.st_mode) ? mount ("tmpfs", path, "tmpfs", MS_RDONLY, "size=0")
+                                         : mount ("/dev/null", path, NULL, MS_BIND, NULL);
+          if (rc < 0)
+            die ("cannot mask", path);
+        }
+      else if (line[0] == 'r')
+        {
+          if (mount (path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+            die ("cannot bind", path);
+          /* a remount must repeat the locked flags of the mount it changes */
+          struct statvfs sv;
+          unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
+          if (statvfs (path, &sv) == 0)
+            flags |= (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) | (sv.f_flag & ST_NODEV ? MS_NODEV : 0)
+                     | (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+          if (mount (NULL, path, NULL, flags, NULL) < 0)
+            die ("cannot make read-only", path);
+        }
+    }
+  fclose (f);
+  return 0;
+}
+
 int
 main (int argc, char **argv)
 {
+  if (argc > 2 && strcmp (argv[1], "--mount-hook") == 0)
+    return mount_hook (argv[2]);
   const char *dir = argc > 1 ? argv[1] : "/dev/.nexcage";
   char path[4096];
   snprintf (path, sizeof path, "%s/process", dir);

@@ -8,7 +8,8 @@ if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
 
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(crun runc busybox-static gcc libc6-dev binutils libyajl-dev libseccomp-dev libcap-dev libsystemd-dev
-      python3 ca-certificates podman containerd iproute2 procps)
+      python3 ca-certificates podman containerd iproute2 procps
+      lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs)
 # npm only when there is none (a nodesource nodejs already ships it; Debian's npm would conflict)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()

@@ -16,3 +16,11 @@ declare module "*/nexcage-crun-helper" {
 interface JSON {
   rawJSON(text: string): { readonly rawJSON: string };
 }
+declare module "*/nexcage-lxc-monitor" {
+  const path: string;
+  export default path;
+}
+declare module "*/nexcage-lxc-init" {
+  const path: string;
+  export default path;
+}

@@ -172,8 +172,9 @@ export class Runtime {
             await runHooks("prestart", spec.hooks, state());
             await runHooks("createRuntime", spec.hooks, state());
           }
-          rec.pid = await backend.create(ctx, {
+          const made = await backend.create(ctx, {
             id,
+            config: await this.getConfig(),
             bundle,
             spec,
             pidFile: `${this.store.containerDir(id)}/init.pid`,
@@ -183,10 +184,13 @@ export class Runtime {
             noPivot: a.noPivot ?? false,
             noNewKeyring: a.noNewKeyring ?? false,
           });
+          rec.pid = made.pid;
+          if (made.waitPid) rec.data = { ...made.data, waitPid: made.waitPid };
+          else if (made.data) rec.data = made.data;
           rec.pidStartTime = pidStartTime(rec.pid);
           delete rec.creating;
           this.store.write(rec);
-          if (a.pidFile) writePidFile(a.pidFile, rec.pid);
+          if (a.pidFile) writePidFile(a.pidFile, made.waitPid ?? rec.pid);
           return rec;
         } catch (e) {
           await this.discard(rec);
@@ -371,7 +375,9 @@ export class Runtime {
     for (const [s, h] of handlers) process.on(s, h);
     let code: number | undefined;
     try {
-      for (let delay = 2; (code = pollExit(rec.pid)) === undefined; delay = Math.min(delay * 2, 50)) await Bun.sleep(delay);
+      // the init, or the parent that reports its status (lxc's monitor); either is our child or orphan
+      const waitPid = Number(rec.data?.waitPid ?? rec.pid);
+      for (let delay = 2; (code = pollExit(waitPid)) === undefined; delay = Math.min(delay * 2, 50)) await Bun.sleep(delay);
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }

@@ -5,6 +5,7 @@ import { NexcageError } from "../core/errors.ts";
 const loaders: Partial<Record<BackendName, () => Promise<Backend>>> = {
   crun: async () => (await import("./crun/index.ts")).crunBackend,
   runc: async () => (await import("./runc/index.ts")).runcBackend,
+  lxc: async () => (await import("./lxc/index.ts")).lxcBackend,
 };
 
 export function implementedBackends(): BackendName[] {

@@ -3,6 +3,7 @@
 // nexcage state record, locking, validation and routing; a backend only does the container work.
 
 import type { CgroupStats } from "../core/proc.ts";
+import type { NexcageConfig } from "../core/config.ts";
 import type { Spec } from "../oci/spec.ts";
 
 export type BackendName = "crun" | "runc" | "lxc" | "proxmox-lxc" | "proxmox-vm" | "microvm";
@@ -24,6 +25,17 @@ export interface ContainerRecord {
   pidStartTime: number;
   /** set while create is in progress: a leftover record with this flag is a crashed create */
   creating?: boolean;
+  /** what the backend needs to find its container again (lxcpath, monitor pid, VMID ...) */
+  data?: Record<string, string | number>;
+}
+
+export interface CreateResult {
+  /** the container's init pid (state's pid) */
+  pid: number;
+  /** the pid for the caller's --pid-file and for `run` to wait on, when it is not the init: a parent
+   *  that exits with the init's status (the lxc monitor) */
+  waitPid?: number;
+  data?: Record<string, string | number>;
 }
 
 export type Status = "creating" | "created" | "running" | "paused" | "stopped";
@@ -40,6 +52,7 @@ export interface BackendContext {
 
 export interface CreateOptions {
   id: string;
+  config: NexcageConfig;
   bundle: string;
   spec: Spec;
   /** always set: nexcage asks the backend for its own pid file and copies it to the caller's */
@@ -82,8 +95,8 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
   /** never throws */
   probe(ctx: BackendContext): Promise<ProbeResult>;
-  /** create the container (init waiting for start); returns the init pid */
-  create(ctx: BackendContext, opts: CreateOptions): Promise<number>;
+  /** create the container (init waiting for start) */
+  create(ctx: BackendContext, opts: CreateOptions): Promise<CreateResult>;
   start(ctx: BackendContext, rec: ContainerRecord): Promise<void>;
   kill(ctx: BackendContext, rec: ContainerRecord, signal: number, all: boolean): Promise<void>;
   /** remove the backend's resources; with force, kill first. Must succeed on a half-created container. */

@@ -36,6 +36,8 @@ const NexcageConfigSchema = v.strictObject({
   annotationOverride: v.optional(v.boolean(), true),
   routing: v.optional(v.array(RuleSchema), []),
   runc: v.optional(v.strictObject({ path: v.optional(v.string()) }), {}),
+  /** lxc backend: where its containers are defined (an absolute path; liblxc's default /var/lib/lxc) */
+  lxc: v.optional(v.strictObject({ lxcpath: v.optional(v.pipe(v.string(), v.startsWith("/", "must be an absolute path"))) }), {}),
 });
 
 export type RoutingRule = v.InferOutput<typeof RuleSchema>;
@@ -116,6 +118,7 @@ function fromLegacy(data: unknown, source: string): v.InferOutput<typeof Nexcage
     annotationOverride: true,
     routing,
     runc: {},
+    lxc: {},
   };
 }
 

@@ -18,6 +18,7 @@ const RecordSchema = v.object({
   pid: v.pipe(v.number(), v.integer()),
   pidStartTime: v.number(),
   creating: v.optional(v.boolean()),
+  data: v.optional(v.record(v.string(), v.union([v.string(), v.number()]))),
 });
 
 export const DEFAULT_ROOT = "/run/nexcage";

@@ -5,6 +5,7 @@ let lib: ReturnType<typeof open> | undefined;
 function open() {
   return dlopen("libc.so.6", {
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+    mkfifo: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -37,6 +38,12 @@ export function tryLockFile(fd: number, lock = true): boolean {
     if (errno === EAGAIN || errno === EACCES) return false;
     throw new Error(`fcntl(F_SETLK): errno ${errno}`);
   }
+}
+
+/** mkfifo(3) (node has none); throws with the errno */
+export function mkfifo(path: string, mode: number): void {
+  const p = Buffer.from(`${path}\0`);
+  if (libc().mkfifo(ptr(p), mode) !== 0) throw new Error(`mkfifo ${path}: errno ${readErrno()}`);
 }
 
 function readErrno(): number {

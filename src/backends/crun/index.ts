@@ -53,7 +53,7 @@ export const crunBackend: Backend = {
       noPivot: o.noPivot,
       noNewKeyring: o.noNewKeyring,
     });
-    return readPidFile(o.pidFile);
+    return { pid: readPidFile(o.pidFile) };
   },
 
   async start(ctx, rec) {

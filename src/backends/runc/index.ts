@@ -102,7 +102,7 @@ export const runcBackend: Backend = {
     if (o.preserveFds) args.push("--preserve-fds", String(o.preserveFds));
     const code = await runc(ctx, [...args, o.id], { inheritStdio: true, preserveFds: o.preserveFds });
     if (code !== 0) throw new NexcageError("failure", `runc create exited with status ${code}`);
-    return readPidFile(o.pidFile);
+    return { pid: readPidFile(o.pidFile) };
   },
 
   async start(ctx, rec) {
