@@ -4,7 +4,9 @@
  * waits on the exec fifo until `nexcage start` opens the other end, then it execs the OCI process.
  *
  *   nexcage-lxc-init DIR      DIR (bind-mounted read-only into the container) holds:
- *     process    NUL-separated: cwd, umask ("-" = keep), argc, argv..., env...
+ *     process    NUL-separated: terminal ("1"/"0"), cwd, umask ("-" = keep), argc, argv..., env...
+ *                with terminal, stdin is the connected console socket: the pty comes from the
+ *                container's devpts and its master is sent there just before the exec
  *     exec.fifo  opened for writing here; blocks until start reads it
  *
  *   nexcage-lxc-init --mount-hook DIR ...   (lxc.hook.mount: host side, in the container's mount namespace
@@ -94,23 +96,24 @@ main (int argc, char **argv)
   blob[len] = '\0';
   static char *f[MAX_FIELDS + 1];
   int nf = nx_split (blob, len, f, MAX_FIELDS);
-  if (nf < 4)
+  if (nf < 5)
     {
       fprintf (stderr, "nexcage-lxc-init: %s is malformed\n", path);
       _exit (1);
     }
-  const char *cwd = f[0], *mask = f[1];
-  int nargs = atoi (f[2]);
-  if (nargs < 1 || 3 + nargs > nf)
+  int tty = strcmp (f[0], "1") == 0;
+  const char *cwd = f[1], *mask = f[2];
+  int nargs = atoi (f[3]);
+  if (nargs < 1 || 4 + nargs > nf)
     {
       fprintf (stderr, "nexcage-lxc-init: %s has no command\n", path);
       _exit (1);
     }
   static char *args[MAX_FIELDS + 1], *envp[MAX_FIELDS + 1];
-  memcpy (args, &f[3], sizeof (char *) * (size_t) nargs);
+  memcpy (args, &f[4], sizeof (char *) * (size_t) nargs);
   args[nargs] = NULL;
   int ne = 0;
-  for (int i = 3 + nargs; i < nf; i++)
+  for (int i = 4 + nargs; i < nf; i++)
     envp[ne++] = f[i];
   envp[ne] = NULL;
 
@@ -123,10 +126,14 @@ main (int argc, char **argv)
     die ("cannot write", path);
   close (fd);
 
-  if (isatty (0))
+  if (tty)
     {
-      setsid ();
-      ioctl (0, TIOCSCTTY, 0);
+      int rc = nx_pty_to_socket (0);
+      if (rc < 0)
+        {
+          errno = -rc;
+          die ("cannot set up the terminal", "(is /dev/pts mounted?)");
+        }
     }
   if (chdir (cwd) < 0)
     die ("cannot chdir to", cwd);

@@ -4,14 +4,13 @@
  * Starts an LXC container in the foreground (liblxc's monitor is this process) and exits the way the
  * container's init did: with its exit code, or killed by the same signal. nexcage writes this pid into the
  * caller's pid file, so conmon or containerd-shim (subreapers) reap the container's real exit status,
- * which a daemonized LXC start would lose. With CONSOLE_SOCKET the container's stdio is a new pty whose
- * master is sent to the socket; otherwise it inherits ours (lxc.console.path = none). Each TYPE=NSPATH
+ * which a daemonized LXC start would lose. With CONSOLE_SOCKET the container's stdin is that socket,
+ * connected (its init allocates the pty inside); otherwise it inherits our stdio (lxc.console.path = none). Each TYPE=NSPATH
  * (net, ipc, uts, pid, cgroup) is joined here first; the config keeps that namespace (lxc.namespace.keep),
  * so the container inherits it: liblxc's own lxc.namespace.share takes pids and container names, not paths.
  */
 #include "nx_util.h"
 #include <lxc/lxccontainer.h>
-#include <pty.h>
 #include <signal.h>
 #include <sched.h>
 #include <sys/wait.h>
@@ -54,23 +53,15 @@ main (int argc, char **argv)
       return 125;
   if (*argv[3])
     {
-      int master, slave;
-      if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
+      /* the init gets the connected socket as stdin and sends the pty it opens inside the container */
+      int s = nx_connect_unix (argv[3]);
+      if (s < 0)
         {
-          perror ("nexcage-lxc-monitor: openpty");
+          fprintf (stderr, "nexcage-lxc-monitor: console socket %s: %s\n", argv[3], strerror (-s));
           return 125;
         }
-      int rc = nx_send_fd (argv[3], master);
-      if (rc < 0)
-        {
-          fprintf (stderr, "nexcage-lxc-monitor: console socket %s: %s\n", argv[3], strerror (-rc));
-          return 125;
-        }
-      close (master);
-      for (int i = 0; i < 3; i++)
-        dup2 (slave, i);
-      if (slave > 2)
-        close (slave);
+      dup2 (s, 0);
+      close (s);
     }
   struct lxc_container *c = lxc_container_new (argv[1], argv[2]);
   if (!c || !c->is_defined (c))

@@ -9,7 +9,6 @@
 #include <grp.h>
 #include <lxc/attach_options.h>
 #include <lxc/lxccontainer.h>
-#include <pty.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -108,8 +107,12 @@ attach_exec (void *data)
   struct attach_payload *p = data;
   if (p->tty)
     {
-      setsid ();
-      ioctl (0, TIOCSCTTY, 0);
+      int rc = nx_pty_to_socket (0); /* stdin is the connected console socket */
+      if (rc < 0)
+        {
+          fprintf (stderr, "exec: cannot set up the terminal: %s\n", strerror (-rc));
+          _exit (126);
+        }
     }
   if (strcmp (p->umask, "-") != 0)
     umask ((mode_t) strtol (p->umask, NULL, 8));
@@ -158,32 +161,23 @@ nx_lxc_attach (const char *name, const char *lxcpath, char *blob, long bloblen, 
       opts.groups.size = ngids;
       opts.groups.list = (gid_t *) gids;
     }
-  int master = -1, slave = -1;
+  int sock = -1;
   if (console_socket && *console_socket)
     {
-      if (openpty (&master, &slave, NULL, NULL, NULL) < 0)
+      sock = nx_connect_unix (console_socket);
+      if (sock < 0)
         {
-          int e = errno;
-          set_err (err, errlen, "exec: cannot open a pty: %s", strerror (e));
+          set_err (err, errlen, "exec: cannot connect to the console socket %s", console_socket);
           lxc_container_put (c);
-          return -e;
+          return sock;
         }
-      int rc = nx_send_fd (console_socket, master);
-      close (master);
-      if (rc < 0)
-        {
-          set_err (err, errlen, "exec: cannot send the pty to the console socket %s", console_socket);
-          close (slave);
-          lxc_container_put (c);
-          return rc;
-        }
-      opts.stdin_fd = opts.stdout_fd = opts.stderr_fd = slave;
+      opts.stdin_fd = sock;
     }
-  struct attach_payload p = { .argv = args, .envp = envp, .umask = f[1], .tty = slave >= 0 };
+  struct attach_payload p = { .argv = args, .envp = envp, .umask = f[1], .tty = sock >= 0 };
   pid_t pid = -1;
   int rc = c->attach (c, attach_exec, &p, &opts, &pid);
-  if (slave >= 0)
-    close (slave);
+  if (sock >= 0)
+    close (sock);
   lxc_container_put (c);
   if (rc < 0 || pid <= 0)
     {

@@ -4,9 +4,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -97,9 +99,9 @@ nx_exec_failed (const char *file, int err)
   _exit (err == ENOENT ? 127 : 126);
 }
 
-/* Send fd over the AF_UNIX socket at path (the OCI console socket protocol: one SCM_RIGHTS message). */
+/* Connect to the AF_UNIX socket at path; the fd (CLOEXEC) or -errno. */
 static inline int
-nx_send_fd (const char *path, int fd)
+nx_connect_unix (const char *path)
 {
   int s = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s < 0)
@@ -117,6 +119,13 @@ nx_send_fd (const char *path, int fd)
       close (s);
       return -e;
     }
+  return s;
+}
+
+/* Send fd over a connected socket (the OCI console socket protocol: one SCM_RIGHTS message). 0 or -errno. */
+static inline int
+nx_send_fd_on (int s, int fd)
+{
   char name[] = "/dev/ptmx";
   struct iovec iov = { .iov_base = name, .iov_len = sizeof name };
   union
@@ -131,9 +140,43 @@ nx_send_fd (const char *path, int fd)
   c->cmsg_type = SCM_RIGHTS;
   c->cmsg_len = CMSG_LEN (sizeof (int));
   memcpy (CMSG_DATA (c), &fd, sizeof (int));
-  int rc = sendmsg (s, &msg, 0) < 0 ? -errno : 0;
-  close (s);
-  return rc;
+  return sendmsg (s, &msg, 0) < 0 ? -errno : 0;
+}
+
+/* Allocate a pty from the devpts of the mount namespace we are in (the container's: its name then
+ * resolves inside), send the master over sock, and make the slave our stdio and controlling terminal. */
+static inline int
+nx_pty_to_socket (int sock)
+{
+  int master = open ("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0)
+    return -errno;
+  char name[128];
+  if (unlockpt (master) < 0 || ptsname_r (master, name, sizeof name) != 0)
+    {
+      int e = errno;
+      close (master);
+      return -e;
+    }
+  int slave = open (name, O_RDWR | O_NOCTTY);
+  if (slave < 0)
+    {
+      int e = errno;
+      close (master);
+      return -e;
+    }
+  int rc = nx_send_fd_on (sock, master);
+  close (master);
+  if (rc < 0)
+    return rc;
+  if (sock > 2)
+    close (sock);
+  setsid ();
+  for (int i = 0; i < 3; i++)
+    dup2 (slave, i);
+  if (slave > 2)
+    close (slave);
+  return ioctl (0, TIOCSCTTY, 0) < 0 ? -errno : 0;
 }
 
 /* Split a NUL-separated blob into fields (pointers into blob); returns the count, at most max. */

@@ -24,7 +24,8 @@ export function hostSetup(): void {
 export function runtimeFor(backend: string) {
   const dir = mkdtempSync(join(tmpdir(), `nexcage-${backend}-`));
   const config = join(dir, "config.json");
-  writeFileSync(config, JSON.stringify({ defaultBackend: backend }));
+  // lxc: a private lxcpath, so tests never touch the host's /var/lib/lxc
+  writeFileSync(config, JSON.stringify({ defaultBackend: backend, lxc: { lxcpath: join(dir, "lxcpath") } }));
   const root = join(dir, "root");
   const nx = (args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Result => {
     const r = Bun.spawnSync([BIN, "--root", root, "--config", config, ...args], {
@@ -52,5 +53,13 @@ export function pidAlive(pid: number): boolean {
     return !/\) [ZX] /.test(st);
   } catch {
     return false;
+  }
+}
+
+export function parentPid(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
+  } catch {
+    return 0;
   }
 }

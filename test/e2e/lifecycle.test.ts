@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ExitCode } from "../../src/core/errors.ts";
 import { makeBundle } from "../fixtures/busybox.ts";
-import { BIN, hostSetup, pidAlive, runtimeFor, waitFor } from "./helpers.ts";
+import { BIN, hostSetup, parentPid, pidAlive, runtimeFor, waitFor } from "./helpers.ts";
 
-const BACKENDS = ["crun", "runc"] as const;
+const BACKENDS = ["crun", "runc", "lxc"] as const;
 beforeAll(() => hostSetup());
 
 describe.each(BACKENDS)("%s backend", (backend) => {
@@ -35,6 +35,11 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     expect(create(id).code).toBe(0);
     expect(nx(["start", id]).code).toBe(0);
   };
+  /**
+   * The pid file holds the process a subreaper (conmon, containerd-shim) must wait on: the init itself, or for
+   * lxc the monitor whose child the init is and which exits with its status (README: lxc backend).
+   */
+  const pidFileFor = (statePid: number) => (backend === "lxc" ? parentPid(statePid) : statePid);
   /** nothing left behind for this id: no record, no lock, no backend state */
   const leftovers = (id: string) =>
     [join(rt.root, "containers", id), join(rt.root, "locks", `${id}.lock`), join(rt.root, backend, id)].filter((p) => existsSync(p));
@@ -50,10 +55,12 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     const id = newId();
     const pidFile = join(scratch, `${id}.pid`);
     expect(create(id, ["--pid-file", pidFile]).code).toBe(0);
-    const pid = Number(readFileSync(pidFile, "utf8"));
-    expect(pidAlive(pid)).toBe(true);
+    const filePid = Number(readFileSync(pidFile, "utf8"));
+    expect(pidAlive(filePid)).toBe(true);
     const s = state(id);
-    expect(s).toMatchObject({ id, pid, status: "created", bundle: sleeper.dir, rootfs: join(sleeper.dir, "rootfs") });
+    const pid = s.pid;
+    expect(pidFileFor(pid)).toBe(filePid);
+    expect(s).toMatchObject({ id, status: "created", bundle: sleeper.dir, rootfs: join(sleeper.dir, "rootfs") });
     expect(s.annotations).toEqual({ "org.example.suite": backend });
     expect(nx(["delete", id]).code).toBe(0); // runc deletes a created container without --force
     expect(pidAlive(pid)).toBe(false);
@@ -187,7 +194,7 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     const pidFile = join(scratch, `${id}.pid`);
     expect(quiet(["run", "-d", "--bundle", sleeper.dir, "--pid-file", pidFile, id]).code).toBe(0);
     expect(state(id).status).toBe("running");
-    expect(Number(readFileSync(pidFile, "utf8"))).toBe(state(id).pid);
+    expect(Number(readFileSync(pidFile, "utf8"))).toBe(pidFileFor(state(id).pid));
     const list = JSON.parse(nx(["list", "--format", "json"]).stdout) as { id: string; status: string }[];
     expect(list.find((s) => s.id === id)?.status).toBe("running");
     expect(nx(["list", "-q"]).stdout.split("\n")).toContain(id);

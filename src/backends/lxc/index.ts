@@ -85,6 +85,7 @@ export const lxcBackend: Backend = {
     const confDir = `${lxcpath}/${o.id}`;
     // a plain LXC container of that name is not ours to overwrite
     if (existsSync(confDir)) throw new NexcageError("exists", `an LXC container named ${o.id} already exists in ${lxcpath}`);
+    if (o.spec.process?.terminal && !o.consoleSocket) throw new NexcageError("usage", "process.terminal is true: a --console-socket is required");
     const dir = runDir(ctx, o.id);
     const tr = translate({
       id: o.id,
@@ -119,7 +120,7 @@ export const lxcBackend: Backend = {
     const config = [...tr.config, `lxc.log.file = ${dir}/lxc.log`, `lxc.log.level = ${ctx.debug ? "DEBUG" : "WARN"}`];
     writeAtomic(`${confDir}/config`, `# written by nexcage from ${o.bundle}/config.json\n${config.join("\n")}\n`, 0o640);
 
-    const monitor = n.spawnMonitor(o.id, lxcpath, o.consoleSocket, tr.joinNamespaces);
+    const monitor = n.spawnMonitor(o.id, lxcpath, o.spec.process.terminal ? o.consoleSocket : undefined, tr.joinNamespaces);
     const { pollExit } = await import("../../native/libc.ts");
     const deadline = Date.now() + 60_000;
     for (let delay = 1; ; delay = Math.min(delay * 2, 20)) {

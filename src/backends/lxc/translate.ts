@@ -144,6 +144,7 @@ export function translate(input: TranslateInput): Translation {
   });
   if (auto.length) set("lxc.mount.auto", auto.join(" "));
   set("lxc.pty.max", ptys ? 1024 : 0);
+  if (proc.terminal && !ptys) refuse("process.terminal", "a terminal needs a devpts mount at /dev/pts");
   for (const p of linux.maskedPaths ?? []) paths.push(`m ${p}`);
   for (const p of linux.readonlyPaths ?? []) paths.push(`r ${p}`);
 
@@ -177,10 +178,10 @@ export function translate(input: TranslateInput): Translation {
   return { config: out, paths, joinNamespaces, ...(seccomp ? { seccomp } : {}) };
 }
 
-/** the init's process file: cwd, umask, argc, argv..., env... */
+/** the init's process file: terminal, cwd, umask, argc, argv..., env... */
 export function processFields(proc: Process): string[] {
   const args = proc.args ?? [];
-  return [proc.cwd, proc.user.umask === undefined ? "-" : proc.user.umask.toString(8), String(args.length), ...args, ...(proc.env ?? [])];
+  return [proc.terminal ? "1" : "0", proc.cwd, proc.user.umask === undefined ? "-" : proc.user.umask.toString(8), String(args.length), ...args, ...(proc.env ?? [])];
 }
 
 const RLIMITS = new Set(["as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack"]);
@@ -265,13 +266,19 @@ export function resourceKeys(r: Resources, cg: CgroupLayout): [string, string | 
     if (!cg.v2.size) refuse("linux.resources.unified", "needs cgroup v2");
     set(`lxc.cgroup2.${k}`, v);
   }
-  for (const d of r.devices ?? []) {
-    const rule = `${d.type ?? "a"} ${d.major == null || d.major < 0 ? "*" : d.major}:${d.minor == null || d.minor < 0 ? "*" : d.minor} ${d.access || "rwm"}`;
-    const v = cg.v1.has("devices") ? 1 : 2; // v2: liblxc enforces device rules with eBPF
-    set(`lxc.cgroup${v === 1 ? "" : "2"}.devices.${d.allow ? "allow" : "deny"}`, rule);
+  if (r.devices?.length) {
+    const key = cg.v1.has("devices") ? "lxc.cgroup.devices" : "lxc.cgroup2.devices"; // v2: liblxc's eBPF program
+    for (const d of r.devices) {
+      const rule = `${d.type ?? "a"} ${d.major == null || d.major < 0 ? "*" : d.major}:${d.minor == null || d.minor < 0 ? "*" : d.minor} ${d.access || "rwm"}`;
+      set(`${key}.${d.allow ? "allow" : "deny"}`, rule);
+    }
+    // what runc always allows after the spec's rules: the standard nodes a container needs to work at all
+    for (const rule of DEFAULT_DEVICES) set(`${key}.allow`, rule);
   }
   return keys;
 }
+
+const DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:2 rwm", "c 136:* rwm"];
 
 /** the OCI/runc conversion of cpu shares [2, 262144] to cgroup v2 weight [1, 10000] */
 export function sharesToWeight(shares: number): number {
