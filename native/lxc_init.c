@@ -9,8 +9,9 @@
  *                container's devpts and its master is sent there just before the exec
  *     exec.fifo  opened for writing here; blocks until start reads it
  *
- *   nexcage-lxc-init --mount-hook DIR ...   (lxc.hook.mount: host side, in the container's mount namespace
- *     before pivot_root, rootfs at $LXC_ROOTFS_MOUNT) applies DIR/paths, lines "m PATH" (OCI maskedPaths:
+ *   nexcage-lxc-init --mount-hook DIR   (lxc.hook.mount: in the container's namespaces before pivot_root,
+ *     its rootfs at $LXC_ROOTFS_MOUNT) applies DIR/paths in order: "s FILE VALUE" (linux.sysctl, written
+ *     under the container's /proc/sys), "m PATH" (OCI maskedPaths:
  *     /dev/null over a file, a read-only tmpfs over a directory) and "r PATH" (readonlyPaths: read-only
  *     bind onto itself), as runc does; missing paths are skipped.
  */
@@ -38,7 +39,7 @@ mount_hook (const char *dir)
       fprintf (stderr, "nexcage-lxc-init: LXC_ROOTFS_MOUNT is not set\n");
       return 1;
     }
-  char path[4096], line[4096];
+  char path[4096 + 8192], line[8192];
   snprintf (path, sizeof path, "%s/paths", dir);
   FILE *f = fopen (path, "re");
   if (!f)
@@ -48,6 +49,19 @@ mount_hook (const char *dir)
       line[strcspn (line, "\n")] = '\0';
       if (strlen (line) < 3 || line[1] != ' ')
         continue;
+      if (line[0] == 's')
+        {
+          char *value = strchr (line + 2, ' ');
+          if (!value)
+            continue;
+          *value++ = '\0';
+          snprintf (path, sizeof path, "%s%s", root, line + 2);
+          int fd = open (path, O_WRONLY | O_CLOEXEC);
+          if (fd < 0 || write (fd, value, strlen (value)) < 0)
+            die ("cannot set sysctl", path);
+          close (fd);
+          continue;
+        }
       snprintf (path, sizeof path, "%s%s", root, line + 2);
       struct stat st;
       if (lstat (path, &st) < 0)

@@ -1,5 +1,5 @@
 // Real clients drive nexcage as their OCI runtime: podman (through conmon) and containerd's `ctr` (through
-// containerd-shim-runc-v2 and go-runc), for the crun and the runc backend. Everything runs in private
+// containerd-shim-runc-v2 and go-runc), for the crun, runc and lxc backends. Everything runs in private
 // storage/state dirs; the image is the local busybox rootfs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,7 +33,7 @@ function sh(argv: string[], opts: { env?: Record<string, string> } = {}) {
 function wrapper(backend: string): string {
   const dir = join(work, `rt-${backend}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "config.json"), JSON.stringify({ defaultBackend: backend }));
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ defaultBackend: backend, lxc: { lxcpath: join(dir, "lxcpath") } }));
   const path = join(dir, "nexcage");
   writeFileSync(path, `#!/bin/sh\nNEXCAGE_CONFIG=${join(dir, "config.json")} exec ${BIN} "$@"\n`);
   chmodSync(path, 0o755);
@@ -57,7 +57,7 @@ describe.skipIf(!have("podman"))("podman --runtime nexcage (skipped only where p
     sh(["podman", ...store, "system", "reset", "-f"]);
   });
 
-  describe.each(["crun", "runc"])("%s backend", (backend) => {
+  describe.each(["crun", "runc", "lxc"])("%s backend", (backend) => {
     const P = () => ["podman", ...store, "--runtime", wrapper(backend)];
 
     test("run: output and exit code come back", () => {
@@ -157,7 +157,7 @@ describe.skipIf(!have("containerd") || !have("ctr"))("ctr run --runc-binary nexc
     await daemon?.exited;
   });
 
-  describe.each(["crun", "runc"])("%s backend", (backend) => {
+  describe.each(["crun", "runc", "lxc"])("%s backend", (backend) => {
     test("run --rm: output and exit code", () => {
       const r = C("run", "--rm", "--runc-binary", wrapper(backend), image, `ctr-${backend}-1`, "sh", "-c", "echo hello-from-ctr; exit 6");
       expect(r.stdout).toBe("hello-from-ctr\n");

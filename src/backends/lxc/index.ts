@@ -30,7 +30,15 @@ export function canonicalLxcpath(path: string | undefined): string {
 }
 
 const runDir = (ctx: BackendContext, id: string) => `${ctx.backendRoot}/${id}`;
-const lxcpathOf = (rec: ContainerRecord) => String(rec.data?.lxcpath ?? DEFAULT_LXCPATH);
+/** from the record; a half-created one has none yet, but its run dir says where its config went */
+function lxcpathOf(ctx: BackendContext, rec: ContainerRecord): string {
+  if (rec.data?.lxcpath) return String(rec.data.lxcpath);
+  try {
+    return readFileSync(`${runDir(ctx, rec.id)}/lxcpath`, "utf8");
+  } catch {
+    return DEFAULT_LXCPATH;
+  }
+}
 
 function writeAtomic(path: string, data: string | Uint8Array, mode: number): void {
   const tmp = `${path}.${process.pid}.tmp`;
@@ -42,15 +50,16 @@ function writeAtomic(path: string, data: string | Uint8Array, mode: number): voi
 /** the static init, written once per backend root and hard-linked into each run dir */
 async function placeInit(ctx: BackendContext, dir: string): Promise<void> {
   const bytes = (await native()).initBinary();
-  const cached = `${ctx.backendRoot}/.init-${bytes.length}`;
-  if (!existsSync(cached) || statSync(cached).size !== bytes.length) writeAtomic(cached, bytes, 0o555);
+  // named by content: a newer nexcage never links an older init
+  const cached = `${ctx.backendRoot}/.init-${Bun.hash(bytes).toString(16)}`;
+  if (!existsSync(cached)) writeAtomic(cached, bytes, 0o555);
   linkSync(cached, `${dir}/init`);
 }
 
 function lastLogError(dir: string): string {
   try {
     const lines = readFileSync(`${dir}/lxc.log`, "utf8").split("\n").filter((l) => /ERROR/.test(l));
-    return lines.slice(-3).map((l) => l.replace(/^.*? ERROR\s+/, "")).join("; ");
+    return lines.slice(0, 3).map((l) => l.replace(/^.*? ERROR\s+/, "")).join("; ");
   } catch {
     return "";
   }
@@ -108,6 +117,7 @@ export const lxcBackend: Backend = {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { mode: 0o755 });
     chmodSync(dir, 0o755);
+    writeFileSync(`${dir}/lxcpath`, lxcpath);
     await placeInit(ctx, dir);
     writeAtomic(`${dir}/process`, processFields(o.spec.process).map((f) => `${f}\0`).join(""), 0o644);
     writeAtomic(`${dir}/paths`, tr.paths.map((l) => `${l}\n`).join(""), 0o644);
@@ -178,7 +188,7 @@ export const lxcBackend: Backend = {
   },
 
   async delete(ctx, rec, force) {
-    const lxcpath = lxcpathOf(rec);
+    const lxcpath = lxcpathOf(ctx, rec);
     const monitor = Number(rec.data?.waitPid ?? 0);
     if (rec.pid > 0 && processAlive(rec.pid, rec.pidStartTime)) {
       if (!force) throw new NexcageError("badState", `cannot delete container ${rec.id} that is not stopped`);
@@ -200,18 +210,18 @@ export const lxcBackend: Backend = {
     rmSync(runDir(ctx, rec.id), { recursive: true, force: true });
   },
 
-  async pause(_ctx, rec) {
-    (await native()).lxcFreeze(rec.id, lxcpathOf(rec), false);
+  async pause(ctx, rec) {
+    (await native()).lxcFreeze(rec.id, lxcpathOf(ctx, rec), false);
   },
 
-  async resume(_ctx, rec) {
-    (await native()).lxcFreeze(rec.id, lxcpathOf(rec), true);
+  async resume(ctx, rec) {
+    (await native()).lxcFreeze(rec.id, lxcpathOf(ctx, rec), true);
   },
 
-  async exec(_ctx, rec, o) {
+  async exec(ctx, rec, o) {
     const proc = parseProcess(JSON.parse(readFileSync(o.processFile, "utf8")));
     const n = await native();
-    const pid = n.lxcAttach(rec.id, lxcpathOf(rec), {
+    const pid = n.lxcAttach(rec.id, lxcpathOf(ctx, rec), {
       cwd: proc.cwd,
       ...(proc.user.umask !== undefined ? { umask: proc.user.umask } : {}),
       args: proc.args ?? [],

@@ -32,7 +32,7 @@ export interface TranslateInput {
 export interface Translation {
   /** the LXC config file's lines */
   config: string[];
-  /** lines of runDir/paths for the mount hook ("m PATH" masked, "r PATH" read-only) */
+  /** lines of runDir/paths for the mount hook ("s FILE VALUE" sysctl, "m PATH" masked, "r PATH" read-only) */
   paths: string[];
   /** LXC seccomp policy (v2 format), when the spec has one */
   seccomp?: string;
@@ -110,6 +110,8 @@ export function translate(input: TranslateInput): Translation {
   set("lxc.autodev", 1);
   set("lxc.init.cmd", `${IN_CONTAINER_DIR}/init ${IN_CONTAINER_DIR}`);
   out.push(`lxc.mount.entry = ${fstab(input.runDir)} ${rel(IN_CONTAINER_DIR)} none bind,ro,create=dir 0 0`);
+  // sysctls, then masked and read-only paths, as runc orders them: liblxc's own lxc.sysctl.* would come
+  // after its mount hook (and fail on a read-only /proc/sys), and its start hook has no privileges left
   set("lxc.hook.mount", `${input.runDir}/init --mount-hook ${input.runDir}`);
   set("lxc.hook.version", 1);
 
@@ -145,6 +147,11 @@ export function translate(input: TranslateInput): Translation {
   if (auto.length) set("lxc.mount.auto", auto.join(" "));
   set("lxc.pty.max", ptys ? 1024 : 0);
   if (proc.terminal && !ptys) refuse("process.terminal", "a terminal needs a devpts mount at /dev/pts");
+  for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
+    if (!/^[a-z0-9_.-]+$/i.test(k) || k.includes("..")) refuse(`linux.sysctl.${k}`, "not a sysctl name");
+    if (/[\n]/.test(v)) refuse(`linux.sysctl.${k}`, "the value must be one line");
+    paths.push(`s /proc/sys/${k.replace(/\./g, "/")} ${v}`);
+  }
   for (const p of linux.maskedPaths ?? []) paths.push(`m ${p}`);
   for (const p of linux.readonlyPaths ?? []) paths.push(`r ${p}`);
 
@@ -162,7 +169,6 @@ export function translate(input: TranslateInput): Translation {
     if (!RLIMITS.has(name)) refuse(`process.rlimits[${i}].type`, `${r.type} is not a limit lxc knows`);
     set(`lxc.prlimit.${name}`, `${r.soft}:${r.hard}`);
   }
-  for (const [k, v] of Object.entries(linux.sysctl ?? {})) set(`lxc.sysctl.${k}`, v);
 
   // cgroups
   if (linux.cgroupsPath) {
