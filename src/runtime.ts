@@ -239,6 +239,14 @@ export class Runtime {
         if (!(e instanceof NexcageError && e.code === "notFound")) log().warn(`list: ${id}: ${(e as Error).message}`);
       }
     }
+    // plain LXC containers in the lxcpath, marked with the org.nexcage.unmanaged annotation
+    const { DEFAULT_LXCPATH, unmanagedLxc } = await import("./backends/lxc/unmanaged.ts");
+    const config = await this.getConfig();
+    try {
+      out.push(...(await unmanagedLxc(config.lxc.lxcpath ?? DEFAULT_LXCPATH)));
+    } catch (e) {
+      log().warn(`list: lxc containers: ${(e as Error).message}`);
+    }
     return out;
   }
 

@@ -15,8 +15,8 @@ import { parseProcess, type Resources } from "../../oci/spec.ts";
 import { cgroupReadings, derivedStatus } from "../common.ts";
 import { hostCgroupLayout, hostDevice } from "./host.ts";
 import { processFields, resourceKeys, translate } from "./translate.ts";
+import { CONFIG_MARK, DEFAULT_LXCPATH } from "./unmanaged.ts";
 
-export const DEFAULT_LXCPATH = "/var/lib/lxc";
 
 async function native() {
   return import("../../native/lxc.ts");
@@ -128,7 +128,7 @@ export const lxcBackend: Backend = {
 
     mkdirSync(confDir, { mode: 0o750 });
     const config = [...tr.config, `lxc.log.file = ${dir}/lxc.log`, `lxc.log.level = ${ctx.debug ? "DEBUG" : "WARN"}`];
-    writeAtomic(`${confDir}/config`, `# written by nexcage from ${o.bundle}/config.json\n${config.join("\n")}\n`, 0o640);
+    writeAtomic(`${confDir}/config`, `${CONFIG_MARK} from ${o.bundle}/config.json\n${config.join("\n")}\n`, 0o640);
 
     const monitor = n.spawnMonitor(o.id, lxcpath, o.spec.process.terminal ? o.consoleSocket : undefined, tr.joinNamespaces);
     const { pollExit } = await import("../../native/libc.ts");

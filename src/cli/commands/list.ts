@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { UNMANAGED_ANNOTATION } from "../../backends/lxc/unmanaged.ts";
 import { NexcageError } from "../../core/errors.ts";
 import { getRuntime, out } from "../context.ts";
 
@@ -14,7 +15,9 @@ export default defineCommand({
     // runc encodes a nil slice: `null` when there is nothing
     if (args.format === "json") return out(`${states.length ? JSON.stringify(states) : "null"}\n`);
     if (args.format !== "table") throw new NexcageError("usage", `invalid format option ${JSON.stringify(args.format)}`);
-    const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created, s.owner])];
+    // plain LXC containers: the bundle column says so
+    const bundle = (s: (typeof states)[number]) => (s.annotations?.[UNMANAGED_ANNOTATION] ? `lxc:${s.bundle}` : s.bundle);
+    const rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"], ...states.map((s) => [s.id, String(s.pid), s.status, bundle(s), s.created, s.owner])];
     out(tabwrite(rows));
   },
 });
