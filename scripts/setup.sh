@@ -12,6 +12,16 @@ pkgs=(crun runc busybox-static gcc libc6-dev binutils libyajl-dev libseccomp-dev
       lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs)
 # npm only when there is none (a nodesource nodejs already ships it; Debian's npm would conflict)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
+# ZFS: zfs-fuse (main) gives a real userspace pool for the zfs CLI path; libzfs_core and its headers come
+# from Debian's contrib component (the FFI binding is built and loaded against them)
+pkgs+=(zfs-fuse libzfs4linux libzfslinux-dev)
+# (added to the existing Debian entries, so they keep their own signing options)
+if ! grep -rqsE "^(Components:.*|deb .*)contrib" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] && grep -q "deb.debian.org/debian$" "$f" && sed -i -E 's/^(Components:.*\bmain\b.*)$/\1 contrib/' "$f"
+  done
+  [ -f /etc/apt/sources.list ] && sed -i -E 's#^(deb .*deb\.debian\.org/debian .*\bmain\b.*)$#\1 contrib#' /etc/apt/sources.list
+fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

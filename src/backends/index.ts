@@ -6,6 +6,7 @@ const loaders: Partial<Record<BackendName, () => Promise<Backend>>> = {
   crun: async () => (await import("./crun/index.ts")).crunBackend,
   runc: async () => (await import("./runc/index.ts")).runcBackend,
   lxc: async () => (await import("./lxc/index.ts")).lxcBackend,
+  "proxmox-lxc": async () => (await import("./proxmox-lxc/index.ts")).proxmoxLxcBackend,
 };
 
 export function implementedBackends(): BackendName[] {

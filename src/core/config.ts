@@ -27,6 +27,29 @@ const RuleSchema = v.pipe(
   v.check((r) => r.value === undefined || r.annotation !== undefined, "`value` needs `annotation`"),
 );
 
+const absPath = v.pipe(v.string(), v.startsWith("/", "must be an absolute path"));
+
+const ProxmoxSchema = v.strictObject({
+  /** where pct keeps the LXC configs it generates (liblxc's lxcpath for the hot path) */
+  lxcpath: v.optional(absPath, "/var/lib/lxc"),
+  /** the cluster filesystem: <etcPve>/lxc/<vmid>.conf */
+  etcPve: v.optional(absPath, "/etc/pve"),
+  /** storage for container root volumes, and for templates nexcage packs from bundles */
+  storage: v.optional(v.string(), "local"),
+  templateStorage: v.optional(v.string(), "local"),
+  /** root volume size in GiB when the bundle does not say (annotation org.nexcage.proxmox.rootfs-size) */
+  rootfsSize: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 4),
+  /** how containers start: liblxc directly where the config allows it (auto), always liblxc, or pct */
+  startPath: v.optional(v.picklist(["auto", "liblxc", "pct"]), "auto"),
+  /** seconds before a pct/qm call counts as hung */
+  timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+  /** the Proxmox CLIs (on PATH by default) */
+  pct: v.optional(v.string(), "pct"),
+  qm: v.optional(v.string(), "qm"),
+  pvesh: v.optional(v.string(), "pvesh"),
+  pvesm: v.optional(v.string(), "pvesm"),
+});
+
 const NexcageConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
   defaultBackend: v.optional(backendName, "crun"),
@@ -37,7 +60,9 @@ const NexcageConfigSchema = v.strictObject({
   routing: v.optional(v.array(RuleSchema), []),
   runc: v.optional(v.strictObject({ path: v.optional(v.string()) }), {}),
   /** lxc backend: where its containers are defined (an absolute path; liblxc's default /var/lib/lxc) */
-  lxc: v.optional(v.strictObject({ lxcpath: v.optional(v.pipe(v.string(), v.startsWith("/", "must be an absolute path"))) }), {}),
+  lxc: v.optional(v.strictObject({ lxcpath: v.optional(absPath) }), {}),
+  /** proxmox-lxc and proxmox-vm backends */
+  proxmox: v.optional(ProxmoxSchema, {}),
 });
 
 export type RoutingRule = v.InferOutput<typeof RuleSchema>;
@@ -80,7 +105,13 @@ function legacyBackend(name: string, where: string, source: string): BackendName
 }
 
 function isLegacy(data: unknown): boolean {
-  return typeof data === "object" && data !== null && ("container_config" in data || "proxmox" in data || ("runtime" in data && typeof (data as { runtime: unknown }).runtime === "object"));
+  if (typeof data !== "object" || data === null) return false;
+  const d = data as Record<string, unknown>;
+  if ("container_config" in d || "default_runtime" in d || (typeof d.runtime === "object" && d.runtime !== null)) return true;
+  // the Zig releases also had a `proxmox` section (hosts, tokens ...): legacy when it is not ours
+  const px = d.proxmox;
+  const ours = Object.keys(ProxmoxSchema.entries);
+  return typeof px === "object" && px !== null && Object.keys(px).some((k) => !ours.includes(k));
 }
 
 export function parseConfig(data: unknown, source: string): NexcageConfig {
@@ -119,6 +150,7 @@ function fromLegacy(data: unknown, source: string): v.InferOutput<typeof Nexcage
     routing,
     runc: {},
     lxc: {},
+    proxmox: v.parse(ProxmoxSchema, {}),
   };
 }
 

@@ -12,6 +12,8 @@ export const ExitCode = {
   busy: 7, // lock not acquired in time
   unsupported: 8, // backend or feature unavailable on this host
   hookFailed: 9, // an OCI hook failed or timed out
+  storage: 10, // a storage refused (missing, full, volume errors): Proxmox, ZFS, btrfs
+  timeout: 11, // a backend command did not finish in time
   permission: 126, // same numbers podman uses for these two classes
   notExecutable: 127,
 } as const;

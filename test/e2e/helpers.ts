@@ -1,5 +1,5 @@
 // Shared e2e helpers: run the built binary, temp roots, waiting, host set-up.
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -20,12 +20,40 @@ export function hostSetup(): void {
   }
 }
 
+/**
+ * A PVE double node under dir/pve (test/pve): wrappers for pct, qm, pvesh, pvesm bound to it, and the
+ * proxmox section of a nexcage config pointing at them. nexcage itself sees only commands and paths.
+ */
+export function pveDouble(dir: string) {
+  const root = join(dir, "pve");
+  const bin = join(dir, "pve-bin");
+  mkdirSync(join(root, "var/lib/vz/template/cache"), { recursive: true });
+  mkdirSync(bin, { recursive: true });
+  const tools = ["pct", "qm", "pvesh", "pvesm"] as const;
+  for (const t of tools) {
+    writeFileSync(join(bin, t), `#!/bin/sh\nPVE_DOUBLE_ROOT=${root} PVE_DOUBLE_BUN=${process.execPath} exec ${join(import.meta.dir, "../pve/bin", t)} "$@"\n`, { mode: 0o755 });
+  }
+  const proxmox = {
+    lxcpath: join(root, "var/lib/lxc"),
+    etcPve: join(root, "etc/pve"),
+    rootfsSize: 0,
+    ...Object.fromEntries(tools.map((t) => [t, join(bin, t)])),
+  };
+  /** run a double tool (failure injection through env) */
+  const tool = (t: (typeof tools)[number], args: string[], env: Record<string, string> = {}) => {
+    const r = Bun.spawnSync([join(bin, t), ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+    return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  };
+  return { root, bin, proxmox, tool };
+}
+
 /** A temp root plus a config file selecting `backend`, and a runner bound to them. */
-export function runtimeFor(backend: string) {
+export function runtimeFor(backend: string, extra: Record<string, unknown> = {}) {
   const dir = mkdtempSync(join(tmpdir(), `nexcage-${backend}-`));
   const config = join(dir, "config.json");
-  // lxc: a private lxcpath, so tests never touch the host's /var/lib/lxc
-  writeFileSync(config, JSON.stringify({ defaultBackend: backend, lxc: { lxcpath: join(dir, "lxcpath") } }));
+  const pve = backend.startsWith("proxmox") ? pveDouble(dir) : undefined;
+  // lxc: a private lxcpath, so tests never touch the host's /var/lib/lxc; proxmox: the double
+  writeFileSync(config, JSON.stringify({ defaultBackend: backend, lxc: { lxcpath: join(dir, "lxcpath") }, ...(pve ? { proxmox: pve.proxmox } : {}), ...extra }));
   const root = join(dir, "root");
   const nx = (args: string[], opts: { stdin?: string; env?: Record<string, string> } = {}): Result => {
     const r = Bun.spawnSync([BIN, "--root", root, "--config", config, ...args], {
@@ -36,7 +64,7 @@ export function runtimeFor(backend: string) {
     });
     return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
-  return { dir, root, config, nx };
+  return { dir, root, config, nx, pve };
 }
 
 export async function waitFor(pred: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {

@@ -8,7 +8,8 @@ import { ExitCode } from "../../src/core/errors.ts";
 import { makeBundle } from "../fixtures/busybox.ts";
 import { BIN, hostSetup, parentPid, pidAlive, runtimeFor, waitFor } from "./helpers.ts";
 
-const BACKENDS = ["crun", "runc", "lxc"] as const;
+// proxmox-lxc runs on the PVE double (test/pve): pct/pvesh/pvesm over a test root, real LXC underneath
+const BACKENDS = ["crun", "runc", "lxc", "proxmox-lxc"] as const;
 beforeAll(() => hostSetup());
 
 describe.each(BACKENDS)("%s backend", (backend) => {
@@ -39,10 +40,25 @@ describe.each(BACKENDS)("%s backend", (backend) => {
    * The pid file holds the process a subreaper (conmon, containerd-shim) must wait on: the init itself, or for
    * lxc the monitor whose child the init is and which exits with its status (README: lxc backend).
    */
-  const pidFileFor = (statePid: number) => (backend === "lxc" ? parentPid(statePid) : statePid);
+  const pidFileFor = (statePid: number) => (backend === "lxc" || backend === "proxmox-lxc" ? parentPid(statePid) : statePid);
   /** nothing left behind for this id: no record, no lock, no backend state */
-  const leftovers = (id: string) =>
-    [join(rt.root, "containers", id), join(rt.root, "locks", `${id}.lock`), join(rt.root, backend, id)].filter((p) => existsSync(p));
+  const leftovers = (id: string) => [
+    ...[join(rt.root, "containers", id), join(rt.root, "locks", `${id}.lock`), join(rt.root, backend, id)].filter((p) => existsSync(p)),
+    ...pveLeftovers(id),
+  ];
+  /** proxmox: no CT config, VMID claim or volume of this id's on the double */
+  const pveLeftovers = (id: string) => {
+    if (!rt.pve) return [];
+    const found: string[] = [];
+    const confs = join(rt.pve.root, "etc/pve/nodes/pve/lxc");
+    for (const f of existsSync(confs) ? readdirSync(confs) : []) if (readFileSync(join(confs, f), "utf8").includes(`#nexcage container ${id}\n`)) found.push(join(confs, f));
+    const claims = join(rt.root, backend, "vmids");
+    for (const f of existsSync(claims) ? readdirSync(claims) : []) if (readFileSync(join(claims, f), "utf8") === id) found.push(join(claims, f));
+    // no orphan volumes: every images/<vmid> belongs to a CT that still has its config
+    const images = join(rt.pve.root, "var/lib/vz/images");
+    for (const d of existsSync(images) ? readdirSync(images) : []) if (!existsSync(join(confs, `${d}.conf`))) found.push(join(images, d));
+    return found;
+  };
 
   afterAll(() => {
     for (const id of readdirSync(join(rt.root, "containers"), { withFileTypes: true }).map((d) => d.name)) nx(["delete", "--force", id]);

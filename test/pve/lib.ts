@@ -1,7 +1,7 @@
 // The PVE double's shared core: a Proxmox VE node under $PVE_DOUBLE_ROOT (its /etc/pve, /var/lib/vz,
 // /var/lib/lxc, /var/run/qemu-server), config files in Proxmox's format, storages, VMIDs, errors and exit
 // codes as ../shared/PROXMOX.md documents them. Containers and VMs underneath are real (LXC, QEMU).
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export const ROOT = process.env.PVE_DOUBLE_ROOT ?? "";
@@ -14,6 +14,13 @@ export const ETC = join(ROOT, "etc/pve");
 export const LXCPATH = join(ROOT, "var/lib/lxc");
 export const QEMU_RUN = join(ROOT, "var/run/qemu-server");
 export const VMID_RE = /^[1-9][0-9]{2,8}$/;
+
+// as on a real node: /etc/pve/lxc and /etc/pve/qemu-server point at this node's directories
+for (const kind of ["lxc", "qemu-server"]) {
+  const dir = join(ETC, "nodes", NODE, kind);
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(join(ETC, kind))) symlinkSync(join("nodes", NODE, kind), join(ETC, kind));
+}
 
 /** failure injection for rollback tests: PVE_DOUBLE_FAIL=pct-create-after-alloc,qm-create-after-alloc ... */
 export const injected = (point: string) => (process.env.PVE_DOUBLE_FAIL ?? "").split(",").includes(point);

@@ -1,6 +1,6 @@
 // Volumes on the double's storages, as pve-storage names and makes them: CT subvols on dir (a directory),
 // btrfs (a subvolume) and zfspool (a dataset with refquota, through the zfs CLI); VM disks as raw files.
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { die, run, storage, storagePath, volumePath, type Storage } from "./lib.ts";
 
@@ -80,6 +80,9 @@ export function freeVolume(volid: string): void {
     run(["btrfs", "subvolume", "delete", path], { quiet: true });
   }
   rmSync(path, { recursive: true, force: true });
+  try {
+    rmdirSync(dirname(path)); // images/<vmid> goes with its last volume
+  } catch {}
 }
 
 /** the volid part of a rootfs/mpN/scsiN value ("local:100/subvol-100-disk-0,size=8G") */
