@@ -72,8 +72,13 @@ class ZfsDriver implements VolumeDriver {
 
   async destroy(vol: Volume): Promise<void> {
     const ds = `${this.s.pool}/${vol.volid.split(":")[1]}`;
-    const r = await sh(["zfs", "destroy", "-r", ds]);
-    if (r.code !== 0 && !/does not exist/.test(r.err)) throw storageError(`zfs destroy ${ds}: ${r.err.trim()}`);
+    // a dataset can read "busy" for a moment after its last use (zfs-fuse notably): retry briefly
+    for (let attempt = 0; ; attempt++) {
+      const r = await sh(["zfs", "destroy", "-r", ds]);
+      if (r.code === 0 || /does not exist/.test(r.err)) return;
+      if (!/busy/.test(r.err) || attempt >= 20) throw storageError(`zfs destroy ${ds}: ${r.err.trim()}`);
+      await Bun.sleep(100);
+    }
   }
 }
 

@@ -3,11 +3,9 @@
 // storage/state dirs; the image is the local busybox rootfs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gzipSync } from "node:zlib";
-import { rootfsTar } from "../fixtures/busybox.ts";
+import { ociArchive, rootfsTar } from "../fixtures/busybox.ts";
 import { BIN, hostSetup } from "./helpers.ts";
 
 const work = mkdtempSync(join(tmpdir(), "nexcage-clients-"));
@@ -101,36 +99,6 @@ describe.skipIf(!have("podman"))("podman --runtime nexcage (skipped only where p
   });
 });
 
-/** An OCI image layout tarball of the busybox rootfs, for `ctr image import`. */
-function ociImage(): string {
-  const dir = join(work, "oci");
-  const blobs = join(dir, "blobs/sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer | string) => {
-    const b = Buffer.from(data);
-    const hex = createHash("sha256").update(b).digest("hex");
-    writeFileSync(join(blobs, hex), b);
-    return { digest: `sha256:${hex}`, size: b.length };
-  };
-  const layerTar = readFileSync(rootfsTar());
-  const diffId = `sha256:${createHash("sha256").update(layerTar).digest("hex")}`;
-  const layer = put(gzipSync(layerTar));
-  const config = put(JSON.stringify({ architecture: "amd64", os: "linux", config: { Env: ["PATH=/bin"], Cmd: ["sh"] }, rootfs: { type: "layers", diff_ids: [diffId] } }));
-  const manifest = put(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...layer }],
-    }),
-  );
-  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest }] }));
-  const tar = join(work, "image.tar");
-  expect(sh(["tar", "-C", dir, "-cf", tar, "."]).code).toBe(0);
-  return tar;
-}
-
 describe.skipIf(!have("containerd") || !have("ctr"))("ctr run --runc-binary nexcage (skipped only where containerd is not installed)", () => {
   const dir = join(work, "containerd");
   const sock = join(dir, "c.sock");
@@ -148,7 +116,7 @@ describe.skipIf(!have("containerd") || !have("ctr"))("ctr run --runc-binary nexc
     for (let i = 0; i < 100 && C("version").code !== 0; i++) await Bun.sleep(100);
     expect(C("version").code).toBe(0);
     // ctr reports a missing digest for the index it synthesises, yet imports and unpacks the image
-    C("image", "import", "--index-name", image, ociImage());
+    C("image", "import", "--index-name", image, ociArchive(join(work, "image.tar")));
     expect(C("image", "ls", "-q").stdout).toContain(image);
   });
 

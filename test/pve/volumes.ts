@@ -68,7 +68,8 @@ export function freeVolume(volid: string): void {
   const [id, name] = volid.split(":") as [string, string];
   const s = storage(id, "");
   if (s.type === "zfspool") {
-    run(["zfs", "destroy", "-r", `${s.props.pool}/${name}`], { quiet: true });
+    // zfs-fuse reports a dataset busy for a moment after use
+    for (let i = 0; i < 20 && run(["zfs", "destroy", "-r", `${s.props.pool}/${name}`], { quiet: true }).err.includes("busy"); i++) Bun.sleepSync(100);
     return;
   }
   const path = volumePath(volid);
