@@ -220,7 +220,12 @@ export class Runtime {
       if (status === "stopped") throw new NexcageError("badState", "cannot start a container that has stopped");
       if (status !== "created") throw new NexcageError("badState", `cannot start a container in the ${status} state`);
       const spec = backend.capabilities.nativeHooks ? undefined : await loadSpec(rec.bundle);
-      await backend.start(ctx, rec);
+      const pid = await backend.start(ctx, rec);
+      if (typeof pid === "number") {
+        rec.pid = pid;
+        rec.pidStartTime = pidStartTime(pid);
+        this.store.write(rec);
+      }
       if (spec) await runHooks("poststart", spec.hooks, hookState(rec, "running")).catch((e) => log().warn(String(e.message)));
     });
   }

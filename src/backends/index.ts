@@ -7,6 +7,7 @@ const loaders: Partial<Record<BackendName, () => Promise<Backend>>> = {
   runc: async () => (await import("./runc/index.ts")).runcBackend,
   lxc: async () => (await import("./lxc/index.ts")).lxcBackend,
   "proxmox-lxc": async () => (await import("./proxmox-lxc/index.ts")).proxmoxLxcBackend,
+  "proxmox-vm": async () => (await import("./proxmox-vm/index.ts")).proxmoxVmBackend,
 };
 
 export function implementedBackends(): BackendName[] {

@@ -97,7 +97,8 @@ export interface Backend {
   probe(ctx: BackendContext): Promise<ProbeResult>;
   /** create the container (init waiting for start) */
   create(ctx: BackendContext, opts: CreateOptions): Promise<CreateResult>;
-  start(ctx: BackendContext, rec: ContainerRecord): Promise<void>;
+  /** returns the pid when starting creates the process (a VM's QEMU), else nothing */
+  start(ctx: BackendContext, rec: ContainerRecord): Promise<void | number>;
   kill(ctx: BackendContext, rec: ContainerRecord, signal: number, all: boolean): Promise<void>;
   /** remove the backend's resources; with force, kill first. Must succeed on a half-created container. */
   delete(ctx: BackendContext, rec: ContainerRecord, force: boolean): Promise<void>;

@@ -7,6 +7,9 @@ import { NexcageError } from "../core/errors.ts";
 import type { PveCli } from "./cli.ts";
 
 export const VMID_RE = /^[1-9][0-9]{2,8}$/;
+
+/** CTs and VMs share one VMID namespace: so do proxmox-lxc and proxmox-vm containers */
+export const vmidClaims = (root: string) => `${root}/proxmox/vmids`;
 export const VMID_ANNOTATION = "org.nexcage.vmid";
 
 /** the VMID asked for, if any; throws on a malformed one */

@@ -52,7 +52,7 @@ describe.each(BACKENDS)("%s backend", (backend) => {
     const found: string[] = [];
     const confs = join(rt.pve.root, "etc/pve/nodes/pve/lxc");
     for (const f of existsSync(confs) ? readdirSync(confs) : []) if (readFileSync(join(confs, f), "utf8").includes(`#nexcage container ${id}\n`)) found.push(join(confs, f));
-    const claims = join(rt.root, backend, "vmids");
+    const claims = join(rt.root, "proxmox/vmids");
     for (const f of existsSync(claims) ? readdirSync(claims) : []) if (readFileSync(join(claims, f), "utf8") === id) found.push(join(claims, f));
     // no orphan volumes: every images/<vmid> belongs to a CT that still has its config
     const images = join(rt.pve.root, "var/lib/vz/images");

@@ -34,7 +34,7 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
   };
   const confs = () => readdirSync(join(pve.root, "etc/pve/nodes/pve/lxc"));
   const images = () => (existsSync(join(pve.root, "var/lib/vz/images")) ? readdirSync(join(pve.root, "var/lib/vz/images")) : []);
-  const claims = () => (existsSync(join(rt.root, "proxmox-lxc/vmids")) ? readdirSync(join(rt.root, "proxmox-lxc/vmids")) : []);
+  const claims = () => (existsSync(join(rt.root, "proxmox/vmids")) ? readdirSync(join(rt.root, "proxmox/vmids")) : []);
   /** the whole node is as it was: no CT, no volume, no claim, no record */
   const clean = (id: string) => {
     expect(confs()).toEqual([]);
@@ -208,7 +208,9 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
         for (let i = 0; i < 50 && sh("zpool list").exitCode !== 0; i++) await Bun.sleep(100);
       }
       const img = join(rt.dir, "zpool.img");
-      expect(sh(`truncate -s 256M ${img} && zpool create -f -m /${"nxpve"} nxpve ${img}`).exitCode).toBe(0);
+      sh("zpool destroy -f nxpve"); // a crashed earlier run's
+      const made = sh(`truncate -s 256M ${img} && zpool create -f -m /nxpve nxpve ${img}`);
+      expect({ code: made.exitCode, err: made.stderr.toString().replace(/^Defaulting to .*\n/m, "") }).toEqual({ code: 0, err: "" });
       appendFileSync(storageCfg(), `zfspool: local-zfs\n\tpool nxpve\n\tcontent rootdir,images\n\n`);
       const b = bundle({ annotations: { "org.nexcage.proxmox.rootfs": "local-zfs:1" } });
       expect(create("on-zfs", b.dir).stderr).toBe("");
@@ -220,5 +222,103 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
       expect(sh("zfs list -H nxpve/subvol-100-disk-0").exitCode).not.toBe(0);
       clean("on-zfs");
     });
+  });
+});
+
+describe.skipIf(!have("qemu-system-x86_64"))("proxmox-vm on the PVE double: real QEMU (skipped only where QEMU is not installed)", () => {
+  const rt = runtimeFor("proxmox-vm");
+  const pve = rt.pve as NonNullable<typeof rt.pve>;
+  const { nx } = rt;
+  const disk = join(rt.dir, "disk.img");
+  const bundles: { cleanup: () => void }[] = [];
+  const vmBundle = (annotations: Record<string, string> = { "org.nexcage.proxmox.disk": disk }, edit?: (c: Record<string, any>) => void) => {
+    const b = makeBundle({ args: ["true"], annotations });
+    if (edit) {
+      edit(b.config);
+      writeFileSync(join(b.dir, "config.json"), JSON.stringify(b.config));
+    }
+    bundles.push(b);
+    return b;
+  };
+  const state = (id: string) => JSON.parse(nx(["state", id]).stdout);
+  const vmConfs = () => readdirSync(join(pve.root, "etc/pve/nodes/pve/qemu-server"));
+  const clean = (id: string) => {
+    expect(vmConfs()).toEqual([]);
+    expect(existsSync(join(pve.root, "var/lib/vz/images")) ? readdirSync(join(pve.root, "var/lib/vz/images")) : []).toEqual([]);
+    expect(existsSync(join(rt.root, "proxmox/vmids")) ? readdirSync(join(rt.root, "proxmox/vmids")) : []).toEqual([]);
+    expect(existsSync(join(rt.root, "containers", id))).toBe(false);
+  };
+
+  beforeAll(() => {
+    writeFileSync(disk, Buffer.alloc(0));
+    sh(`truncate -s 64M ${disk}`);
+  });
+  afterAll(() => {
+    for (const id of existsSync(join(rt.root, "containers")) ? readdirSync(join(rt.root, "containers")) : []) nx(["delete", "--force", id]);
+    for (const b of bundles) b.cleanup();
+    rmSync(rt.dir, { recursive: true, force: true });
+  });
+
+  test("lifecycle: created (defined, pid 0) → running (QEMU's pid) → paused → running → stopped → deleted; exec through the guest agent", () => {
+    const b = vmBundle(undefined, (c) => {
+      c.linux.resources = { memory: { limit: 192 * 2 ** 20 }, cpu: { cpus: "0-1" } };
+    });
+    const c = nx(["create", "--bundle", b.dir, "vm1"]);
+    expect(c.stderr).toBe("");
+    expect(state("vm1")).toMatchObject({ status: "created", pid: 0 });
+    const conf = readFileSync(join(pve.root, "etc/pve/nodes/pve/qemu-server/100.conf"), "utf8");
+    for (const l of ["#nexcage container vm1", "agent: 1", "cores: 2", "memory: 192", "scsi0: local:100/vm-100-disk-0.raw,size=64M"]) expect(conf).toContain(l);
+    expect(pve.tool("qm", ["status", "100"]).stdout).toBe("status: stopped\n");
+
+    expect(nx(["start", "vm1"]).code).toBe(0);
+    const s = state("vm1");
+    expect(s.status).toBe("running");
+    expect(readFileSync(`/proc/${s.pid}/cmdline`, "utf8")).toContain("qemu-system-x86_64");
+    expect(pve.tool("qm", ["list"]).stdout).toContain(`       100 nexcage-test         running    192                0.06 ${s.pid}`);
+
+    const ex = nx(["exec", "vm1", "sh", "-c", "echo from-guest; echo oops >&2; exit 5"]);
+    expect(ex).toMatchObject({ code: 5, stdout: "from-guest\n", stderr: "oops\n" });
+    const det = nx(["exec", "--detach", "vm1", "true"]);
+    expect(det.code).toBe(ExitCode.unsupported);
+
+    expect(nx(["pause", "vm1"]).code).toBe(0);
+    expect(state("vm1").status).toBe("paused");
+    expect(pve.tool("qm", ["status", "100"]).stdout).toBe("status: paused\n");
+    expect(nx(["resume", "vm1"]).code).toBe(0);
+    expect(state("vm1").status).toBe("running");
+
+    const hup = nx(["kill", "vm1", "HUP"]);
+    expect(hup.code).toBe(ExitCode.unsupported);
+    expect(hup.stderr).toContain("use TERM for a shutdown or KILL to power off");
+    expect(nx(["kill", "vm1", "KILL"]).code).toBe(0);
+    expect(state("vm1")).toMatchObject({ status: "stopped", pid: 0 });
+    const dead = nx(["exec", "vm1", "true"]);
+    expect(dead.code).toBe(ExitCode.badState);
+    expect(nx(["delete", "vm1"]).code).toBe(0);
+    clean("vm1");
+  });
+
+  test("errors, each leaving nothing: no disk annotation, a missing image, a VMID a CT holds, qm create failing after allocating", () => {
+    const noDisk = nx(["create", "--bundle", vmBundle({}).dir, "vm2"]);
+    expect(noDisk.code).toBe(ExitCode.invalidSpec);
+    expect(noDisk.stderr).toContain("org.nexcage.proxmox.disk");
+    clean("vm2");
+
+    const missing = nx(["create", "--bundle", vmBundle({ "org.nexcage.proxmox.disk": "/no/such.img" }).dir, "vm3"]);
+    expect(missing.code).toBe(ExitCode.notFound);
+    expect(missing.stderr).toContain("unable to create VM 100 - import source '/no/such.img' does not exist");
+    clean("vm3");
+
+    Bun.spawnSync(["tar", "--zstd", "-cf", join(pve.root, "var/lib/vz/template/cache/empty.tar.zst"), "--files-from", "/dev/null"]);
+    expect(pve.tool("pct", ["create", "150", "local:vztmpl/empty.tar.zst", "--rootfs", "local:0"]).code).toBe(0);
+    const taken = nx(["create", "--bundle", vmBundle({ "org.nexcage.proxmox.disk": disk, "org.nexcage.vmid": "150" }).dir, "vm4"]);
+    expect(taken.code).toBe(ExitCode.exists);
+    expect(taken.stderr).toContain("VMID 150 is already used on this node (CT 150)");
+    expect(pve.tool("pct", ["destroy", "150"]).code).toBe(0);
+
+    const mid = nx(["create", "--bundle", vmBundle().dir, "vm5"], { env: { PVE_DOUBLE_FAIL: "qm-create-after-alloc" } });
+    expect(mid.code).toBe(ExitCode.failure);
+    expect(mid.stderr).toContain("unable to create VM 100 - injected failure after allocating local:100/vm-100-disk-0.raw");
+    clean("vm5");
   });
 });

@@ -86,8 +86,10 @@ function create(argv: string[]): void {
     const from = o.find((x) => x.startsWith("import-from="))?.slice(12);
     const volid = allocDisk(m[1] as string, vmid, Number(m[2]), ctx, from);
     allocated.push(volid);
-    const size = from ? Math.ceil(Bun.file(volumePath(volid)).size / 2 ** 30) : Number(m[2]);
-    k.set(key, `${volid},size=${size}G`);
+    // PVE prints sizes in the largest whole unit: 64M, 4G
+    const bytes = from ? Bun.file(volumePath(volid)).size : Number(m[2]) * 2 ** 30;
+    const size = bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}G` : `${Math.ceil(bytes / 2 ** 20)}M`;
+    k.set(key, `${volid},size=${size}`);
     if (!k.has("boot")) k.set("boot", `order=${key}`);
   }
   if (injected("qm-create-after-alloc")) {
@@ -167,8 +169,9 @@ async function list(): Promise<void> {
   for (const { vmid } of vms) {
     const k = readConf("qemu-server", vmid)?.main.keys ?? new Map<string, string>();
     const boot = /order=([a-z]+\d+)/.exec(k.get("boot") ?? "")?.[1];
-    const size = /size=(\d+(?:\.\d+)?)G/.exec((boot && k.get(boot)) ?? "")?.[1] ?? "0";
-    out += row(vmid, k.get("name") ?? "", await vmStatus(vmid), k.get("memory") ?? "", Number(size).toFixed(2), String(qemuPid(vmid)));
+    const m = /size=(\d+(?:\.\d+)?)([MG])/.exec((boot && k.get(boot)) ?? "");
+    const gb = m ? Number(m[1]) / (m[2] === "M" ? 1024 : 1) : 0;
+    out += row(vmid, k.get("name") ?? "", await vmStatus(vmid), k.get("memory") ?? "", gb.toFixed(2), String(qemuPid(vmid)));
   }
   process.stdout.write(out);
 }
@@ -246,6 +249,28 @@ async function guest(argv: string[]): Promise<void> {
   process.stdout.write(perlPretty(res));
 }
 
+async function suspendResume(argv: string[], resume: boolean): Promise<void> {
+  const vmid = checkVmid(parseArgs(argv).pos[0]);
+  loadConf("qemu-server", vmid);
+  if (!qemuPid(vmid)) die(`VM ${vmid} not running`);
+  await qmp(vmid, resume ? "cont" : "stop");
+}
+
+function set(argv: string[]): void {
+  const { pos, opts } = parseArgs(argv);
+  const vmid = checkVmid(pos[0]);
+  const c = loadConf("qemu-server", vmid);
+  const del = opts.get("delete");
+  opts.delete("delete");
+  for (const [k, v] of opts) {
+    if (!CREATE_OPTS.has(k) && !/^net\d+$/.test(k)) badParam(k, "property is not defined in schema and the schema does not allow additional properties");
+    if (["memory", "cores"].includes(k) && !/^\d+$/.test(v)) badParam(k, `type check ('integer') failed - got '${v}'`);
+    c.main.keys.set(k, v);
+  }
+  for (const k of (del ?? "").split(",").filter(Boolean)) c.main.keys.delete(k);
+  writeConf("qemu-server", vmid, c);
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 const verbs: Record<string, (a: string[]) => void | Promise<void>> = {
   create,
@@ -257,6 +282,9 @@ const verbs: Record<string, (a: string[]) => void | Promise<void>> = {
   config,
   destroy,
   guest,
+  suspend: (a) => suspendResume(a, false),
+  resume: (a) => suspendResume(a, true),
+  set,
 };
 const verb = verbs[cmd ?? ""];
 if (!verb) die(`unknown command 'qm ${cmd ?? ""}'`);

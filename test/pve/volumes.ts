@@ -47,10 +47,11 @@ export function allocDisk(id: string, vmid: string, sizeGiB: number, ctx: string
   if (s.type === "zfspool") die(`${ctx}the PVE double keeps VM disks on dir storages only`);
   const name = nextName(s, "vm", vmid, ".raw");
   const path = join(storagePath(s), "images", vmid, name);
+  const src = importFrom && (importFrom.startsWith("/") ? importFrom : volumePath(importFrom, ctx));
+  if (src && !existsSync(src)) die(`${ctx}import source '${importFrom}' does not exist`);
   mkdirSync(dirname(path), { recursive: true });
-  if (importFrom) {
-    if (!existsSync(importFrom)) die(`${ctx}import source '${importFrom}' does not exist`);
-    run(["cp", "--sparse=always", importFrom, path]);
+  if (src) {
+    run(["cp", "--sparse=always", src, path]);
   } else {
     run(["truncate", "-s", `${sizeGiB}G`, path]);
   }

@@ -12,7 +12,7 @@ import { NexcageError } from "../../core/errors.ts";
 import { log } from "../../core/log.ts";
 import type { Resources } from "../../oci/spec.ts";
 import { PveCli } from "../../proxmox/cli.ts";
-import { allocateVmid, releaseVmid } from "../../proxmox/vmid.ts";
+import { allocateVmid, releaseVmid, vmidClaims } from "../../proxmox/vmid.ts";
 import { volumeDriver, type StorageInfo, type Volume } from "../../storage/volumes.ts";
 import { cgroupReadings } from "../common.ts";
 import * as engine from "../lxc/engine.ts";
@@ -35,7 +35,7 @@ interface Progress {
 }
 
 const runDir = (ctx: BackendContext, id: string) => `${ctx.backendRoot}/${id}`;
-const vmidDir = (ctx: BackendContext) => `${ctx.backendRoot}/vmids`;
+const vmidDir = (ctx: BackendContext) => vmidClaims(ctx.root);
 const cli = (p: ProxmoxConfig) => new PveCli({ pct: p.pct, qm: p.qm, pvesh: p.pvesh, pvesm: p.pvesm, timeout: p.timeout });
 
 function saveProgress(ctx: BackendContext, id: string, p: Progress): void {

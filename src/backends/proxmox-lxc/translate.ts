@@ -2,6 +2,7 @@
 // comes from. Pure, so every row is unit-tested; what pct cannot express is refused by field name.
 import { NexcageError } from "../../core/errors.ts";
 import type { Spec } from "../../oci/spec.ts";
+import { cpusetCount } from "../../proxmox/resources.ts";
 
 export const ANNOTATIONS = {
   template: "org.nexcage.proxmox.template",
@@ -17,17 +18,6 @@ function refuse(field: string, why: string): never {
 
 const MiB = 1024 * 1024;
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
-
-/** how many CPUs a cpuset string names ("0-3,6" → 5) */
-export function cpusetCount(s: string): number {
-  let n = 0;
-  for (const part of s.split(",").filter(Boolean)) {
-    const [a, b] = part.split("-").map(Number) as [number, number | undefined];
-    if (!Number.isInteger(a) || (b !== undefined && (!Number.isInteger(b) || b < a))) refuse("linux.resources.cpu.cpus", `${JSON.stringify(s)} is not a cpu list`);
-    n += b === undefined ? 1 : b - a + 1;
-  }
-  return n;
-}
 
 export interface PctInput {
   id: string;
