@@ -79,7 +79,8 @@ export class Runtime {
   }
 
   context(backend: BackendName): BackendContext {
-    return backendContext(this.store, backend, { systemdCgroup: this.systemdCgroup, debug: this.debug });
+    const ctx = backendContext(this.store, backend, { systemdCgroup: this.systemdCgroup, debug: this.debug });
+    return this.config ? { ...ctx, config: this.config } : ctx;
   }
 
   /**

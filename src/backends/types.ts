@@ -48,6 +48,8 @@ export interface BackendContext {
   backendRoot: string;
   systemdCgroup: boolean;
   debug: boolean;
+  /** the nexcage config, where the caller has loaded it (probes read backend settings from it) */
+  config?: NexcageConfig;
 }
 
 export interface CreateOptions {

@@ -95,7 +95,12 @@ describe("health", () => {
     expect(by.crun.details.libcrun).toMatch(/^1\.8/);
     expect(by.crun.details.cgroups).toMatch(/unified|hybrid|legacy/);
     expect(by.runc.ok).toBe(true);
-    expect(by.lxc).toMatchObject({ ok: false, problems: ["not available in this build"] });
+    expect(by.lxc.ok).toBe(true);
+    expect(by.lxc.details.liblxc).toMatch(/^\d+\.\d+/);
+    // no pct/qm on this host's PATH: not a Proxmox node
+    expect(by["proxmox-lxc"]).toMatchObject({ ok: false, problems: ["pct not found: this is not a Proxmox VE host (or set proxmox.pct in the nexcage config)"] });
+    expect(by["proxmox-vm"].ok).toBe(false);
+    expect(by.microvm).toMatchObject({ ok: false, problems: ["not available in this build"] });
   });
 
   test("doctor is the same command; a broken default backend makes it exit 8", () => {

@@ -122,7 +122,7 @@ export const proxmoxLxcBackend: Backend = {
 
   async probe(ctx): Promise<ProbeResult> {
     const r: ProbeResult = { backend: "proxmox-lxc", ok: true, problems: [], details: { stateRoot: ctx.backendRoot } };
-    const pct = Bun.which("pct");
+    const pct = Bun.which(ctx.config?.proxmox.pct ?? "pct");
     if (!pct) r.problems.push("pct not found: this is not a Proxmox VE host (or set proxmox.pct in the nexcage config)");
     else r.details.pct = pct;
     try {

@@ -43,7 +43,7 @@ export const proxmoxVmBackend: Backend = {
 
   async probe(ctx): Promise<ProbeResult> {
     const r: ProbeResult = { backend: "proxmox-vm", ok: true, problems: [], details: { stateRoot: ctx.backendRoot } };
-    const qm = Bun.which("qm");
+    const qm = Bun.which(ctx.config?.proxmox.qm ?? "qm");
     if (!qm) r.problems.push("qm not found: this is not a Proxmox VE host (or set proxmox.qm in the nexcage config)");
     else r.details.qm = qm;
     r.ok = r.problems.length === 0;

@@ -9,6 +9,7 @@ export default defineCommand({
   args: { format: { type: "string", alias: "f", description: "table or json", default: "table" } },
   async run({ args }) {
     const rt = getRuntime();
+    await rt.getConfig().catch(() => undefined); // probes read backend settings from it
     const results: ProbeResult[] = [];
     for (const name of BACKEND_NAMES) {
       if (!implementedBackends().includes(name)) {
