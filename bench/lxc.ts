@@ -8,7 +8,7 @@
 // Prints medians and ratios.
 //
 //   bun bench/lxc.ts [--iterations N] [--bin dist/nexcage]
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -28,11 +28,13 @@ const BIN = values.bin as string;
 const work = mkdtempSync(`${tmpdir()}/nexcage-bench-lxc-`);
 const bundle = makeBundle({ args: ["sleep", "1000"] });
 
-function sh(argv: string[], env?: Record<string, string>): number {
+// containers inherit the CLI's stdio on create: no pipes (spawnSync would wait for the container)
+function sh(argv: string[]): number {
+  const errFile = `${work}/stderr`;
   const t0 = performance.now();
-  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: "pipe", env: { ...process.env, ...env } });
+  const r = Bun.spawnSync(argv, { stdout: "ignore", stderr: Bun.file(errFile) });
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${r.stderr.toString()}`);
+  if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${readFileSync(errFile, "utf8")}`);
   return ms;
 }
 async function timed(fn: () => Promise<unknown>): Promise<number> {

@@ -1,7 +1,7 @@
 // The engine behind every command and the library entry (`import { Runtime } from "nexcage"`).
 // Each verb: load the record → derive status → guard → act through the backend → save, under the
 // container's lock for anything that changes state. Commands stay thin over this class.
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { getBackend } from "./backends/index.ts";
 import type { Backend, BackendContext, BackendName, ContainerRecord, Status } from "./backends/types.ts";
@@ -9,7 +9,7 @@ import { loadConfig, type NexcageConfig } from "./core/config.ts";
 import { errors, NexcageError } from "./core/errors.ts";
 import { validateId } from "./core/ids.ts";
 import { log } from "./core/log.ts";
-import { pidStartTime, type CgroupStats } from "./core/proc.ts";
+import { pidStartTime, processAlive, type CgroupStats } from "./core/proc.ts";
 import { backendContext, queryState } from "./core/query.ts";
 import { DEFAULT_ROOT, StateStore } from "./core/store.ts";
 import { parseJsonText, readJsonFile } from "./core/validate.ts";
@@ -371,7 +371,7 @@ export class Runtime {
       }
       becomeSubreaper();
     }
-    const rec = await this.create(a);
+    await this.create(a);
     try {
       await this.start(a.id);
     } catch (e) {
@@ -379,6 +379,8 @@ export class Runtime {
       throw e;
     }
     if (a.detach) return 0;
+    // as start left it: a VM's pid only exists once it runs
+    const rec = this.store.read(a.id) as ContainerRecord;
     const forward = (sig: NodeJS.Signals) => () => {
       try {
         process.kill(rec.pid, sig);
@@ -391,7 +393,22 @@ export class Runtime {
     try {
       // the init, or the parent that reports its status (lxc's monitor); either is our child or orphan
       const waitPid = Number(rec.data?.waitPid ?? rec.pid);
-      for (let delay = 2; (code = pollExit(waitPid)) === undefined; delay = Math.min(delay * 2, 50)) await Bun.sleep(delay);
+      if (!(waitPid > 0)) throw new NexcageError("failure", `run: container ${a.id} has no process to wait for`);
+      for (let delay = 2; code === undefined; delay = Math.min(delay * 2, 50)) {
+        try {
+          code = pollExit(waitPid);
+        } catch {
+          // not ours to reap (a Proxmox CT started by pct, a VM's QEMU): wait for it to go, status unknown
+          if (!processAlive(waitPid, rec.pidStartTime)) {
+            // an error for the caller (exit 255), but the run itself happened: say it without throwing
+            const msg = `run: the exit status of ${a.id} is not available to nexcage (its process is not our child)`;
+            log().warn(msg);
+            writeSync(2, `nexcage: ${msg}\n`);
+            code = 255;
+          }
+        }
+        if (code === undefined) await Bun.sleep(delay);
+      }
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }

@@ -164,6 +164,12 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
       expect(ex.code).toBe(7);
       expect(prt.nx(["delete", "--force", "via-pct"]).code).toBe(0);
       expect(readdirSync(join(prt.pve?.root as string, "etc/pve/nodes/pve/lxc"))).toEqual([]);
+      // run in the foreground: the CT's init is lxc-start's child, not ours; its status cannot reach us
+      const short = bundle({ args: ["sh", "-c", "exit 3"] });
+      const fg = Bun.spawnSync([BIN, "--root", prt.root, "--config", prt.config, "run", "--bundle", short.dir, "fg-pct"], { stdout: "ignore", stderr: "pipe" });
+      expect(fg.exitCode).toBe(255);
+      expect(fg.stderr.toString()).toContain("the exit status of fg-pct is not available to nexcage");
+      expect(readdirSync(join(prt.pve?.root as string, "etc/pve/nodes/pve/lxc"))).toEqual([]);
     } finally {
       rmSync(prt.dir, { recursive: true, force: true });
     }
