@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "libcrun_abi.h"
+#include "nx_util.h"
 
 /* libcrun.a is built as PIE: its references to these two libc data symbols use PC32 relocations that a
  * shared object can't have. build.ts renames them in a copy of the archive to these hidden variables. */
@@ -344,28 +345,9 @@ nx_crun_set_helper (const unsigned char *bytes, long len)
 {
   if (helper_fd >= 0)
     return 0;
-  int fd = memfd_create ("nexcage-crun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd = nx_sealed_memfd ("nexcage-crun-helper", bytes, len);
   if (fd < 0)
-    return -errno;
-  for (long off = 0; off < len;)
-    {
-      ssize_t n = write (fd, bytes + off, (size_t) (len - off));
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          int e = n < 0 ? errno : EIO;
-          close (fd);
-          return -e;
-        }
-      off += n;
-    }
-  if (fcntl (fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
-    {
-      int e = errno;
-      close (fd);
-      return -e;
-    }
+    return fd;
   helper_fd = fd;
   return 0;
 }

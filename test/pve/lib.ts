@@ -226,6 +226,15 @@ export function run(argv: string[], opts: { quiet?: boolean } = {}): { code: num
   return res;
 }
 
+/** run `<tool> <verb> args...` from process.argv; an unknown verb fails as PVE's CLI does */
+export async function dispatch(tool: string, verbs: Record<string, (a: string[]) => void | Promise<void>>): Promise<never> {
+  const [cmd, ...args] = process.argv.slice(2);
+  const verb = verbs[cmd ?? ""];
+  if (!verb) die(`unknown command '${tool} ${cmd ?? ""}'`);
+  await verb(args);
+  process.exit(0);
+}
+
 /** "running" the way PVE decides it: LXC's abstract command socket exists */
 export function ctRunning(vmid: string): boolean {
   const want = `@${LXCPATH}/${vmid}/command`;

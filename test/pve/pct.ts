@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { allVmids, badParam, checkVmid, confPath, ctRunning, die, injected, loadConf, LXCPATH, NODE, parseArgs, readConf, run, storage, volumePath, vmidTaken, writeConf, type Conf, type Section } from "./lib.ts";
+import { allVmids, badParam, checkVmid, type Conf, confPath, ctRunning, die, dispatch, injected, loadConf, LXCPATH, NODE, parseArgs, readConf, run, type Section, storage, vmidTaken, volumePath, writeConf } from "./lib.ts";
 import { allocSubvol, freeVolume, volidOf, volumeExists } from "./volumes.ts";
 
 const CREATE_OPTS = new Set(["hostname", "memory", "swap", "cores", "cpulimit", "cpuunits", "rootfs", "ostype", "unprivileged", "features", "start", "description", "storage", "arch", "onboot", "nameserver", "searchdomain", "tags", "password", "ssh-public-keys", "timezone"]);
@@ -340,8 +340,7 @@ function delsnapshot(argv: string[]): void {
   writeConf("lxc", vmid, conf);
 }
 
-const [cmd, ...args] = process.argv.slice(2);
-const verbs: Record<string, (a: string[]) => void> = {
+await dispatch("pct", {
   create,
   start,
   stop: (a) => stop(a, false),
@@ -356,7 +355,4 @@ const verbs: Record<string, (a: string[]) => void> = {
   listsnapshot,
   rollback,
   delsnapshot,
-};
-const verb = verbs[cmd ?? ""];
-if (!verb) die(`unknown command 'pct ${cmd ?? ""}'`, 255);
-verb(args);
+});

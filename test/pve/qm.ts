@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { allVmids, badParam, checkVmid, confPath, die, injected, loadConf, NODE, parseArgs, QEMU_RUN, readConf, run, volumePath, vmidTaken, writeConf, type Conf } from "./lib.ts";
+import { allVmids, badParam, checkVmid, type Conf, confPath, die, dispatch, injected, loadConf, NODE, parseArgs, QEMU_RUN, readConf, run, vmidTaken, volumePath, writeConf } from "./lib.ts";
 import { allocDisk, freeVolume, volidOf } from "./volumes.ts";
 
 const CREATE_OPTS = new Set(["name", "memory", "cores", "sockets", "ostype", "agent", "boot", "scsihw", "description", "start", "onboot", "cpu", "tags"]);
@@ -271,8 +271,7 @@ function set(argv: string[]): void {
   writeConf("qemu-server", vmid, c);
 }
 
-const [cmd, ...args] = process.argv.slice(2);
-const verbs: Record<string, (a: string[]) => void | Promise<void>> = {
+await dispatch("qm", {
   create,
   start,
   stop: (a) => stop(a, false),
@@ -285,8 +284,4 @@ const verbs: Record<string, (a: string[]) => void | Promise<void>> = {
   suspend: (a) => suspendResume(a, false),
   resume: (a) => suspendResume(a, true),
   set,
-};
-const verb = verbs[cmd ?? ""];
-if (!verb) die(`unknown command 'qm ${cmd ?? ""}'`);
-await verb(args);
-process.exit(0);
+});

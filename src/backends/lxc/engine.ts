@@ -26,6 +26,15 @@ async function native() {
   return import("../../native/lxc.ts");
 }
 
+/** a probe's liblxc part: its version, or why it cannot load */
+export async function probeLiblxc(r: { problems: string[]; details: Record<string, string> }): Promise<void> {
+  try {
+    r.details.liblxc = (await native()).lxcVersion();
+  } catch (e) {
+    r.problems.push((e as Error).message);
+  }
+}
+
 /** liblxc needs the canonical path (its command socket name derives from it) */
 export function canonicalLxcpath(path: string): string {
   mkdirSync(path, { recursive: true, mode: 0o755 });

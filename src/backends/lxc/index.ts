@@ -38,11 +38,7 @@ export const lxcBackend: Backend = {
 
   async probe(ctx): Promise<ProbeResult> {
     const r: ProbeResult = { backend: "lxc", ok: true, problems: [], details: { stateRoot: ctx.backendRoot } };
-    try {
-      r.details.liblxc = (await import("../../native/lxc.ts")).lxcVersion();
-    } catch (e) {
-      r.problems.push((e as Error).message);
-    }
+    await engine.probeLiblxc(r);
     r.ok = r.problems.length === 0;
     return r;
   },

@@ -125,11 +125,7 @@ export const proxmoxLxcBackend: Backend = {
     const pct = Bun.which(ctx.config?.proxmox.pct ?? "pct");
     if (!pct) r.problems.push("pct not found: this is not a Proxmox VE host (or set proxmox.pct in the nexcage config)");
     else r.details.pct = pct;
-    try {
-      r.details.liblxc = (await import("../../native/lxc.ts")).lxcVersion();
-    } catch (e) {
-      r.problems.push((e as Error).message);
-    }
+    await engine.probeLiblxc(r);
     r.ok = r.problems.length === 0;
     return r;
   },
