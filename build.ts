@@ -61,6 +61,9 @@ export async function buildNative(outDir = join(ROOT, "native/build")): Promise<
       if (cc.exitCode !== 0) throw new Error(`build: gcc failed (${cc.exitCode}); are libyajl-dev libseccomp-dev libcap-dev libsystemd-dev installed?`);
     }
     await buildLxc(outDir);
+    // parallel streamed SHA-256 for snapshot manifests (OpenSSL's, SHA-NI where the CPU has it)
+    const hash = Bun.spawnSync(["gcc", "-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-Wl,-z,defs", "-o", join(outDir, "libnexcage_hash.so"), join(ROOT, "native/hash_shim.c"), "-lcrypto", "-lpthread"], { stdout: "inherit", stderr: "inherit" });
+    if (hash.exitCode !== 0) throw new Error("build: gcc failed on native/hash_shim.c (is libssl-dev installed?)");
     // demo's embedded rootfs binary
     if (!existsSync(BUSYBOX)) throw new Error(`build: ${BUSYBOX} missing: apt-get install busybox-static`);
     copyFileSync(BUSYBOX, join(outDir, "busybox"));

@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(crun runc busybox-static gcc libc6-dev binutils libyajl-dev libseccomp-dev libcap-dev libsystemd-dev
       python3 ca-certificates podman containerd iproute2 procps
-      lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs)
+      lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs libssl-dev)
 # npm only when there is none (a nodesource nodejs already ships it; Debian's npm would conflict)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 # ZFS: zfs-fuse (main) gives a real userspace pool for the zfs CLI path; libzfs_core and its headers come

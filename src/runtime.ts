@@ -416,6 +416,12 @@ export class Runtime {
     return code;
   }
 
+  /** snapshots of containers' root filesystems (src/snapshot) */
+  async snapshots() {
+    const { Snapshots } = await import("./snapshot/service.ts");
+    return new Snapshots(this);
+  }
+
   /** Parse a resources document given as text (the CLI reads it from a file or stdin). */
   static parseResourcesText(text: string): unknown {
     return parseJsonText(text, "invalid resources");

@@ -63,6 +63,15 @@ const NexcageConfigSchema = v.strictObject({
   lxc: v.optional(v.strictObject({ lxcpath: v.optional(absPath) }), {}),
   /** proxmox-lxc and proxmox-vm backends */
   proxmox: v.optional(ProxmoxSchema, {}),
+  /** snapshot retention: `snapshot prune` applies keepLast/maxAge ("7d"); create refuses beyond maxPerContainer */
+  snapshots: v.optional(
+    v.strictObject({
+      keepLast: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
+      maxAge: v.optional(v.pipe(v.string(), v.regex(/^\d+[smhdw]$/, "must be a number and s, m, h, d or w, e.g. 7d"))),
+      maxPerContainer: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+    }),
+    {},
+  ),
 });
 
 export type RoutingRule = v.InferOutput<typeof RuleSchema>;
@@ -151,6 +160,7 @@ function fromLegacy(data: unknown, source: string): v.InferOutput<typeof Nexcage
     runc: {},
     lxc: {},
     proxmox: v.parse(ProxmoxSchema, {}),
+    snapshots: {},
   };
 }
 

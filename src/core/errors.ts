@@ -14,6 +14,7 @@ export const ExitCode = {
   hookFailed: 9, // an OCI hook failed or timed out
   storage: 10, // a storage refused (missing, full, volume errors): Proxmox, ZFS, btrfs
   timeout: 11, // a backend command did not finish in time
+  integrity: 12, // a snapshot's files differ from its manifest
   permission: 126, // same numbers podman uses for these two classes
   notExecutable: 127,
 } as const;

@@ -12,12 +12,14 @@ function openCore() {
     lzc_create: { args: [P, i32, P, P, FFIType.u32], returns: i32 },
     lzc_destroy: { args: [P], returns: i32 },
     lzc_exists: { args: [P], returns: i32 },
+    lzc_snapshot: { args: [P, P, P], returns: i32 },
   });
 }
 function openNv() {
   return dlopen("libnvpair.so.3", {
     fnvlist_alloc: { args: [], returns: P },
     fnvlist_add_uint64: { args: [P, P, FFIType.u64], returns: FFIType.void },
+    fnvlist_add_boolean: { args: [P, P], returns: FFIType.void },
     fnvlist_free: { args: [P], returns: FFIType.void },
   });
 }
@@ -64,4 +66,18 @@ export function lzcExists(name: string): boolean {
   if (!lib) throw new Error("libzfs_core is not initialised");
   const n = cs(name);
   return lib.core.symbols.lzc_exists(ptr(n)) !== 0;
+}
+
+/** lzc_snapshot of one "fs@snap" (atomic); 0 or errno */
+export function lzcSnapshot(name: string): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const snaps = lib.nv.symbols.fnvlist_alloc() as Pointer;
+  try {
+    const n = cs(name);
+    lib.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
+    const errlist = new BigUint64Array(1);
+    return lib.core.symbols.lzc_snapshot(snaps, null, ptr(errlist));
+  } finally {
+    lib.nv.symbols.fnvlist_free(snaps);
+  }
 }

@@ -29,4 +29,5 @@ export const commands: Record<string, () => Promise<VerbModule>> = {
   health: () => import("./health.ts"),
   doctor: () => import("./health.ts"),
   demo: () => import("./demo.ts"),
+  snapshot: () => import("./snapshot.ts"),
 };

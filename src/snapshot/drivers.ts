@@ -1,0 +1,356 @@
+// Snapshot drivers, one interface, picked per container from where its rootfs lives:
+//   zfs      the rootfs is a dataset's mountpoint: `ds@name` (libzfs_core's lzc_snapshot where it
+//            initialises, else the zfs CLI); atomic and instant; restore is a rollback, to the latest only
+//   btrfs    the rootfs is a btrfs subvolume: a read-only snapshot subvolume; instant; restore swaps in a
+//            writable snapshot of it
+//   overlay  the rootfs is an overlay mount: its upper dir is copied (reflink where possible) as the layer;
+//            restore puts it back as the upper dir and remounts; lower layers are shared and must not change
+//   dir      anything else: a copy of the tree (cp --reflink=auto: a reflink clone on btrfs/xfs, else bytes)
+// Snapshot data and metadata live next to the rootfs (`<parent>/.nexcage-snapshots/<rootfs name>/`), on the
+// same filesystem (which btrfs snapshots and reflinks need) and outliving /run.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { NexcageError } from "../core/errors.ts";
+
+export type DriverKind = "zfs" | "btrfs" | "overlay" | "dir";
+
+export interface SnapshotDriver {
+  readonly kind: DriverKind;
+  /** what a snapshot by this driver guarantees, for `snapshot list` and the README */
+  readonly guarantees: string;
+  /** take the snapshot; returns the driver's reference to it */
+  create(name: string): Promise<string>;
+  /**
+   * Restore in two steps, so a failure leaves the container as it was: prepare (the slow part, while the
+   * container may still run; changes nothing it uses), then commit once it is stopped (a swap). abort()
+   * drops what prepare made.
+   */
+  prepareRestore(ref: string): Promise<{ commit: () => Promise<void>; abort: () => Promise<void> }>;
+  delete(ref: string): Promise<void>;
+  /** what depends on the snapshot (it must not be deleted while this is non-empty) */
+  dependents(ref: string): Promise<string[]>;
+  /** a directory with the snapshot's files, for hashing; close() when done */
+  view(ref: string): Promise<{ path: string; close: () => Promise<void> }>;
+  /** make a complete tree (on the same filesystem as the snapshot home) a snapshot named name */
+  adopt(name: string, tree: string): Promise<string>;
+}
+
+const cannotAdopt = (kind: string) => new NexcageError("unsupported", `importing a snapshot into a ${kind} rootfs is not supported by this build (dir and btrfs rootfs can)`);
+
+const failure = (msg: string) => new NexcageError("storage", msg);
+
+async function sh(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { code, out, err };
+}
+async function must(argv: string[], what: string): Promise<string> {
+  const r = await sh(argv);
+  if (r.code !== 0) throw failure(`${what}: ${r.err.trim() || `${argv[0]} exit ${r.code}`}`);
+  return r.out;
+}
+
+/** where a rootfs's snapshots live */
+export const snapshotHome = (rootfs: string) => `${dirname(rootfs)}/.nexcage-snapshots/${basename(rootfs)}`;
+
+interface Mount {
+  mountPoint: string;
+  fstype: string;
+  source: string;
+  options: string;
+}
+
+/** the mount a path lives on (longest mount point that prefixes it) */
+export function mountOf(path: string): Mount | undefined {
+  let best: Mount | undefined;
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const [pre, post] = line.split(" - ");
+    if (!pre || !post) continue;
+    const mp = (pre.split(" ")[4] ?? "").replace(/\\040/g, " ");
+    const [fstype, source, options] = post.split(" ") as [string, string, string];
+    if ((path === mp || path.startsWith(mp === "/" ? "/" : `${mp}/`)) && (!best || mp.length >= best.mountPoint.length)) best = { mountPoint: mp, fstype, source, options };
+  }
+  return best;
+}
+
+/** swap dir `fresh` in at `target`, keeping the old tree until the swap succeeded; returns the old path */
+function swapIn(target: string, fresh: string): string {
+  const old = `${target}.nexcage-old-${process.pid}`;
+  renameSync(target, old);
+  try {
+    renameSync(fresh, target);
+  } catch (e) {
+    renameSync(old, target);
+    throw e;
+  }
+  return old;
+}
+
+class BtrfsDriver implements SnapshotDriver {
+  readonly kind = "btrfs";
+  readonly guarantees = "atomic, instant copy-on-write snapshot of the subvolume; read-only";
+  constructor(private readonly rootfs: string) {}
+  async create(name: string): Promise<string> {
+    const home = snapshotHome(this.rootfs);
+    mkdirSync(home, { recursive: true });
+    const dest = `${home}/${name}`;
+    await must(["btrfs", "subvolume", "snapshot", "-r", this.rootfs, dest], "btrfs snapshot");
+    return dest;
+  }
+  async prepareRestore(ref: string) {
+    if (!existsSync(ref)) throw failure(`btrfs restore: snapshot ${ref} is gone`);
+    const fresh = `${this.rootfs}.nexcage-restore-${process.pid}`;
+    await must(["btrfs", "subvolume", "snapshot", ref, fresh], "btrfs restore");
+    const abort = async () => void (await sh(["btrfs", "subvolume", "delete", fresh]));
+    return {
+      abort,
+      commit: async () => {
+        let old: string;
+        try {
+          old = swapIn(this.rootfs, fresh);
+        } catch (e) {
+          await abort();
+          throw failure(`btrfs restore: ${(e as Error).message}`);
+        }
+        await sh(["btrfs", "subvolume", "delete", old]);
+      },
+    };
+  }
+  async delete(ref: string): Promise<void> {
+    if (existsSync(ref)) await must(["btrfs", "subvolume", "delete", ref], "btrfs delete");
+  }
+  async dependents(): Promise<string[]> {
+    return [];
+  }
+  async view(ref: string) {
+    return { path: ref, close: async () => {} };
+  }
+  async adopt(name: string, tree: string): Promise<string> {
+    const dest = `${snapshotHome(this.rootfs)}/${name}`;
+    await must(["btrfs", "subvolume", "create", dest], "btrfs import");
+    try {
+      await must(["cp", "-a", "--reflink=auto", `${tree}/.`, dest], "btrfs import");
+      await must(["btrfs", "property", "set", "-ts", dest, "ro", "true"], "btrfs import");
+    } catch (e) {
+      await sh(["btrfs", "subvolume", "delete", dest]);
+      throw e;
+    }
+    return dest;
+  }
+}
+
+class ZfsDriver implements SnapshotDriver {
+  readonly kind = "zfs";
+  readonly guarantees = "atomic, instant snapshot of the dataset; restore rolls back to the latest snapshot only";
+  constructor(private readonly dataset: string) {}
+  async create(name: string): Promise<string> {
+    const ref = `${this.dataset}@${name}`;
+    const { zfsCoreProblem, lzcSnapshot } = await import("../native/zfs.ts");
+    if (!zfsCoreProblem()) {
+      const rc = lzcSnapshot(ref);
+      if (rc !== 0) throw failure(`zfs: lzc_snapshot ${ref} failed with errno ${rc}`);
+    } else {
+      await must(["zfs", "snapshot", ref], "zfs snapshot");
+    }
+    return ref;
+  }
+  async prepareRestore(ref: string) {
+    // a rollback is atomic; what can make it fail is known before anything stops
+    const snaps = (await must(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "createtxg", "-d", "1", this.dataset], "zfs list")).trim().split("\n");
+    if (!snaps.includes(ref)) throw failure(`zfs restore: snapshot ${ref} is gone`);
+    if (snaps.at(-1) !== ref) throw new NexcageError("badState", `zfs rolls back to the latest snapshot only: delete the snapshots after ${ref.split("@")[1]} first`);
+    return {
+      abort: async () => {},
+      commit: async () => {
+        const r = await sh(["zfs", "rollback", ref]);
+        if (r.code !== 0) throw failure(`zfs rollback: ${r.err.trim()}`);
+      },
+    };
+  }
+  async delete(ref: string): Promise<void> {
+    for (let i = 0; ; i++) {
+      const r = await sh(["zfs", "destroy", ref]);
+      if (r.code === 0 || /could not find|does not exist/.test(r.err)) return;
+      if (!/busy/.test(r.err) || i > 20) throw failure(`zfs destroy ${ref}: ${r.err.trim()}`);
+      await Bun.sleep(100);
+    }
+  }
+  async dependents(ref: string): Promise<string[]> {
+    const r = await sh(["zfs", "get", "-H", "-o", "value", "clones", ref]);
+    const v = r.out.trim();
+    return r.code === 0 && v && v !== "-" ? v.split(",").map((c) => `zfs clone ${c}`) : [];
+  }
+  /** snapshots are not mounted (and zfs-fuse has no .zfs dir): a temporary clone is */
+  async view(ref: string) {
+    const clone = `${this.dataset}-nexcage-view-${process.pid}-${Date.now()}`;
+    const mp = mkdtempSync("/tmp/nexcage-zfs-view-");
+    await must(["zfs", "clone", "-o", `mountpoint=${mp}`, "-o", "readonly=on", ref, clone], "zfs clone for reading");
+    return {
+      path: mp,
+      close: async () => {
+        for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
+        rmSync(mp, { recursive: true, force: true });
+      },
+    };
+  }
+  async adopt(): Promise<string> {
+    throw cannotAdopt("zfs");
+  }
+}
+
+class OverlayDriver implements SnapshotDriver {
+  readonly kind = "overlay";
+  readonly guarantees = "the upper layer copied (reflink where the filesystem can) while frozen; lower layers shared, must stay unchanged";
+  constructor(
+    private readonly rootfs: string,
+    private readonly options: string,
+  ) {}
+  private opt(k: string): string {
+    const v = this.options.split(",").find((o) => o.startsWith(`${k}=`))?.slice(k.length + 1);
+    if (!v) throw failure(`overlay at ${this.rootfs} has no ${k}`);
+    return v;
+  }
+  async create(name: string): Promise<string> {
+    const dest = `${snapshotHome(this.rootfs)}/${name}`;
+    mkdirSync(dest, { recursive: true });
+    await must(["cp", "-a", "--reflink=auto", `${this.opt("upperdir")}/.`, `${dest}/upper`], "overlay snapshot");
+    return dest;
+  }
+  async prepareRestore(ref: string) {
+    const upper = this.opt("upperdir");
+    const opts = `lowerdir=${this.opt("lowerdir")},upperdir=${upper},workdir=${this.opt("workdir")}`;
+    const fresh = `${upper}.nexcage-restore-${process.pid}`;
+    try {
+      await must(["cp", "-a", "--reflink=auto", `${ref}/upper`, fresh], "overlay restore");
+    } catch (e) {
+      rmSync(fresh, { recursive: true, force: true });
+      throw e;
+    }
+    const abort = async () => rmSync(fresh, { recursive: true, force: true });
+    return {
+      abort,
+      // the overlay must not see its upper dir change under it: unmount, swap, mount again
+      commit: async () => {
+        await must(["umount", this.rootfs], "overlay restore (unmount)");
+        let old: string;
+        try {
+          old = swapIn(upper, fresh);
+        } catch (e) {
+          await abort();
+          await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+          throw failure(`overlay restore: ${(e as Error).message}`);
+        }
+        const m = await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+        if (m.code !== 0) {
+          swapIn(upper, old);
+          await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+          throw failure(`overlay restore (mount): ${m.err.trim()}`);
+        }
+        rmSync(old, { recursive: true, force: true });
+      },
+    };
+  }
+  async delete(ref: string): Promise<void> {
+    rmSync(ref, { recursive: true, force: true });
+  }
+  async dependents(): Promise<string[]> {
+    return [];
+  }
+  /** the snapshot's view: its layer over the (unchanged) lower layers, mounted read-only */
+  async view(ref: string) {
+    const mp = mkdtempSync("/tmp/nexcage-overlay-view-");
+    await must(["mount", "-t", "overlay", "overlay", "-o", `ro,lowerdir=${ref}/upper:${this.opt("lowerdir")}`, mp], "overlay view");
+    return {
+      path: mp,
+      close: async () => {
+        await sh(["umount", mp]);
+        rmSync(mp, { recursive: true, force: true });
+      },
+    };
+  }
+  async adopt(): Promise<string> {
+    throw cannotAdopt("overlay");
+  }
+}
+
+class DirDriver implements SnapshotDriver {
+  readonly kind = "dir";
+  readonly guarantees = "a full copy taken while frozen (reflink clones where the filesystem can, else bytes); time and space grow with the tree";
+  constructor(private readonly rootfs: string) {}
+  async create(name: string): Promise<string> {
+    const dest = `${snapshotHome(this.rootfs)}/${name}`;
+    mkdirSync(dirname(dest), { recursive: true });
+    const tmp = `${dest}.tmp-${process.pid}`;
+    try {
+      await must(["cp", "-a", "--reflink=auto", this.rootfs, tmp], "dir snapshot");
+      renameSync(tmp, dest);
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    return dest;
+  }
+  async prepareRestore(ref: string) {
+    if (!existsSync(ref)) throw failure(`dir restore: snapshot ${ref} is gone`);
+    const fresh = `${this.rootfs}.nexcage-restore-${process.pid}`;
+    const abort = async () => rmSync(fresh, { recursive: true, force: true });
+    try {
+      await must(["cp", "-a", "--reflink=auto", ref, fresh], "dir restore");
+    } catch (e) {
+      await abort();
+      throw e;
+    }
+    return {
+      abort,
+      commit: async () => {
+        let old: string;
+        try {
+          old = swapIn(this.rootfs, fresh);
+        } catch (e) {
+          await abort();
+          throw failure(`dir restore: ${(e as Error).message}`);
+        }
+        rmSync(old, { recursive: true, force: true });
+      },
+    };
+  }
+  async delete(ref: string): Promise<void> {
+    rmSync(ref, { recursive: true, force: true });
+  }
+  async dependents(): Promise<string[]> {
+    return [];
+  }
+  async view(ref: string) {
+    return { path: ref, close: async () => {} };
+  }
+  async adopt(name: string, tree: string): Promise<string> {
+    const dest = `${snapshotHome(this.rootfs)}/${name}`;
+    renameSync(tree, dest);
+    return dest;
+  }
+}
+
+/** the dataset mounted exactly at path, if any (zfs-fuse mounts are not in our mountinfo: ask zfs) */
+async function zfsDatasetAt(path: string): Promise<string | undefined> {
+  if (!Bun.which("zfs")) return undefined;
+  const r = await sh(["zfs", "list", "-H", "-o", "name,mountpoint", "-t", "filesystem"]);
+  if (r.code !== 0) return undefined;
+  for (const line of r.out.split("\n")) {
+    const [name, mp] = line.split("\t");
+    if (name && mp === path) return name;
+  }
+  return undefined;
+}
+
+/** the driver for a rootfs, from where it lives; `kind` names one explicitly (a snapshot's own driver) */
+export async function driverFor(rootfs: string, kind?: DriverKind): Promise<SnapshotDriver> {
+  const m = mountOf(rootfs);
+  if ((!kind || kind === "overlay") && m?.fstype === "overlay" && m.mountPoint === rootfs) return new OverlayDriver(rootfs, m.options);
+  if ((!kind || kind === "btrfs") && m?.fstype === "btrfs" && statSync(rootfs).ino === 256) return new BtrfsDriver(rootfs);
+  if (!kind || kind === "zfs") {
+    const ds = await zfsDatasetAt(rootfs);
+    if (ds) return new ZfsDriver(ds);
+  }
+  if (!kind || kind === "dir") return new DirDriver(rootfs);
+  throw failure(`the snapshot was taken by the ${kind} driver, but ${rootfs} is no longer on ${kind}`);
+}

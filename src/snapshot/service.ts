@@ -1,0 +1,368 @@
+// `nexcage snapshot ...`: filesystem snapshots of a container's rootfs with a SHA-256 manifest each.
+// Works through the Runtime's public verbs (state, pause/resume, kill/delete/create/start) and a
+// per-container snapshot lock, so it never reaches into a backend. A running container is frozen for the
+// instant of the snapshot and thawed after, even on error; the manifest is then built from the
+// (immutable) snapshot, reusing the parent's hashes for unchanged files.
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { NexcageError } from "../core/errors.ts";
+import { validateId } from "../core/ids.ts";
+import { log } from "../core/log.ts";
+import type { Runtime } from "../runtime.ts";
+import { driverFor, snapshotHome, type DriverKind } from "./drivers.ts";
+import { buildManifest, compare, scan, type Difference, type Manifest } from "./manifest.ts";
+
+export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
+
+export interface SnapshotMeta {
+  name: string;
+  container: string;
+  driver: DriverKind;
+  /** the driver's reference: a path, or dataset@name */
+  ref: string;
+  /** RFC3339 */
+  created: string;
+  /** the snapshot before it (its manifest seeded this one's hashes) */
+  parent?: string;
+  /** how long the container was frozen for it, ms (0: it was not running) */
+  frozenMs: number;
+  files: number;
+  bytes: number;
+  manifest: Manifest;
+}
+
+export function validateSnapshotName(name: string): string {
+  if (!SNAPSHOT_NAME.test(name)) throw new NexcageError("usage", `invalid snapshot name ${JSON.stringify(name)}: a letter, then up to 39 letters, digits, - or _`);
+  if (name === "current" || name === "vzdump") throw new NexcageError("usage", `snapshot name ${JSON.stringify(name)} is reserved`);
+  return name;
+}
+
+function defaultName(): string {
+  const d = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").replace(/\..*$/, "");
+  return `snap-${d}`;
+}
+
+export interface RestoreResult {
+  restarted: boolean;
+  differences?: Difference[];
+}
+
+export class Snapshots {
+  constructor(private readonly rt: Runtime) {}
+
+  private async container(id: string) {
+    const st = await this.rt.state(validateId(id));
+    if (!existsSync(st.rootfs)) throw new NexcageError("notFound", `rootfs of ${id} is gone: ${st.rootfs}`);
+    return st;
+  }
+
+  /** snapshot operations on one container are serialized by their own lock (the container lock stays free
+   *  for the verbs they call) */
+  private lock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.rt.store.withLock(`${validateId(id)}.snapshots`, fn);
+  }
+
+  list(id: string, rootfs?: string): SnapshotMeta[] {
+    const home = snapshotHome(rootfs ?? "");
+    if (!existsSync(home)) return [];
+    const metas: SnapshotMeta[] = [];
+    for (const f of readdirSync(home)) {
+      if (!f.endsWith(".json")) continue;
+      try {
+        const m = JSON.parse(readFileSync(`${home}/${f}`, "utf8")) as SnapshotMeta;
+        if (m.container === id) metas.push(m);
+      } catch (e) {
+        log().warn(`snapshot metadata ${home}/${f}: ${(e as Error).message}`);
+      }
+    }
+    return metas.sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  async listFor(id: string): Promise<SnapshotMeta[]> {
+    return this.list(id, (await this.container(id)).rootfs);
+  }
+
+  private get(id: string, rootfs: string, name: string): SnapshotMeta {
+    const m = this.list(id, rootfs).find((s) => s.name === validateSnapshotName(name));
+    if (!m) throw new NexcageError("notFound", `snapshot ${name} of ${id} does not exist`);
+    return m;
+  }
+
+  private save(rootfs: string, meta: SnapshotMeta): void {
+    const path = `${snapshotHome(rootfs)}/${meta.name}.json`;
+    writeFileSync(`${path}.tmp`, JSON.stringify(meta));
+    renameSync(`${path}.tmp`, path);
+  }
+
+  async create(id: string, name = defaultName(), opts: { maxPerContainer?: number } = {}): Promise<SnapshotMeta> {
+    validateSnapshotName(name);
+    return this.lock(id, async () => {
+      const st = await this.container(id);
+      const existing = this.list(id, st.rootfs);
+      if (existing.some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
+      if (opts.maxPerContainer && existing.length >= opts.maxPerContainer) {
+        throw new NexcageError("badState", `${id} has ${existing.length} snapshots, the limit (snapshots.maxPerContainer): prune or delete some first`);
+      }
+      const driver = await driverFor(st.rootfs);
+      // frozen for the instant of the snapshot, thawed after even when it fails
+      const freeze = st.status === "running";
+      const t0 = performance.now();
+      if (freeze) await this.rt.pause(id);
+      let ref: string;
+      let frozenMs = 0;
+      try {
+        ref = await driver.create(name);
+      } finally {
+        if (freeze) {
+          await this.rt.resume(id).catch((e) => log().error(`snapshot ${id}: thaw failed: ${(e as Error).message}`));
+          frozenMs = performance.now() - t0;
+        }
+      }
+      // all or nothing: without its manifest the snapshot goes again
+      try {
+        const parent = existing.at(-1);
+        const view = await driver.view(ref);
+        let manifest: Manifest;
+        try {
+          manifest = await buildManifest(view.path, { ...(parent ? { reuse: new Map(parent.manifest.entries.map((e) => [e.path, e])) } : {}) });
+        } finally {
+          await view.close();
+        }
+        const meta: SnapshotMeta = {
+          name,
+          container: id,
+          driver: driver.kind,
+          ref,
+          created: new Date().toISOString(),
+          ...(parent ? { parent: parent.name } : {}),
+          frozenMs: Math.round(frozenMs * 1000) / 1000,
+          files: manifest.files,
+          bytes: manifest.bytes,
+          manifest,
+        };
+        this.save(st.rootfs, meta);
+        return meta;
+      } catch (e) {
+        await driver.delete(ref).catch(() => {});
+        throw e;
+      }
+    });
+  }
+
+  /** re-hash the snapshot and name every file that differs from its manifest */
+  async verify(id: string, name: string): Promise<Difference[]> {
+    return this.lock(id, async () => {
+      const st = await this.container(id);
+      const meta = this.get(id, st.rootfs, name);
+      const driver = await driverFor(st.rootfs, meta.driver);
+      const view = await driver.view(meta.ref);
+      try {
+        const actual = scan(view.path);
+        const { hashEntries } = await import("./manifest.ts");
+        await hashEntries(view.path, actual);
+        return compare(meta.manifest, actual);
+      } finally {
+        await view.close();
+      }
+    });
+  }
+
+  /**
+   * Make the rootfs what the snapshot holds. A container that is not stopped is refused unless force:
+   * then it is killed, restored and created+started again from its bundle.
+   */
+  async restore(id: string, name: string, opts: { force?: boolean; verify?: boolean } = {}): Promise<RestoreResult> {
+    return this.lock(id, async () => {
+      const st = await this.container(id);
+      const meta = this.get(id, st.rootfs, name);
+      const live = st.status !== "stopped";
+      if (live && !opts.force) throw new NexcageError("badState", `container ${id} is ${st.status}: restore needs it stopped (or --force to stop, restore and restart it)`);
+      const driver = await driverFor(st.rootfs, meta.driver);
+      // the slow part first, while the container still runs: a failure here changes nothing
+      const prepared = await driver.prepareRestore(meta.ref);
+      if (live) {
+        try {
+          await this.rt.kill(id, 9);
+          for (let i = 0; i < 500 && (await this.rt.state(id)).status !== "stopped"; i++) await Bun.sleep(10);
+        } catch (e) {
+          await prepared.abort();
+          throw e;
+        }
+      }
+      try {
+        await prepared.commit();
+      } catch (e) {
+        // the rootfs is as it was: bring the container back as it was too
+        if (live) await this.restart(id, st.bundle).catch((r) => log().error(`restore ${id}: restart failed: ${(r as Error).message}`));
+        throw e;
+      }
+      const result: RestoreResult = { restarted: false };
+      if (opts.verify) result.differences = compare(meta.manifest, await (async () => {
+        const entries = scan(st.rootfs);
+        const { hashEntries } = await import("./manifest.ts");
+        await hashEntries(st.rootfs, entries);
+        return entries;
+      })());
+      if (live) {
+        await this.restart(id, st.bundle);
+        result.restarted = true;
+      }
+      return result;
+    });
+  }
+
+  private async restart(id: string, bundle: string): Promise<void> {
+    await this.rt.delete(id, true);
+    await this.rt.create({ id, bundle });
+    await this.rt.start(id);
+  }
+
+  async delete(id: string, name: string): Promise<void> {
+    return this.lock(id, async () => {
+      const st = await this.container(id);
+      const meta = this.get(id, st.rootfs, name);
+      const driver = await driverFor(st.rootfs, meta.driver);
+      const deps = await driver.dependents(meta.ref);
+      if (deps.length) throw new NexcageError("badState", `snapshot ${name} of ${id} is in use by ${deps.join(", ")}: remove that first`);
+      await driver.delete(meta.ref);
+      const { rmSync } = await import("node:fs");
+      rmSync(`${snapshotHome(st.rootfs)}/${meta.name}.json`, { force: true });
+    });
+  }
+
+  /** apply a retention policy; a snapshot something depends on stays, with the reason */
+  async prune(id: string, p: { keepLast?: number | undefined; maxAge?: string | undefined; dryRun?: boolean }): Promise<{ deleted: string[]; kept: { name: string; why: string }[] }> {
+    const st = await this.container(id);
+    const policy: Retention = { ...(p.keepLast !== undefined ? { keepLast: p.keepLast } : {}), ...(p.maxAge ? { maxAge: parseAge(p.maxAge) } : {}) };
+    if (policy.keepLast === undefined && policy.maxAge === undefined) throw new NexcageError("usage", "prune needs --keep-last N and/or --max-age AGE (or snapshots.keepLast/maxAge in the config)");
+    const deleted: string[] = [];
+    const kept: { name: string; why: string }[] = [];
+    for (const s of toPrune(this.list(id, st.rootfs), policy)) {
+      const driver = await driverFor(st.rootfs, s.driver);
+      const deps = await driver.dependents(s.ref);
+      if (deps.length) {
+        kept.push({ name: s.name, why: `in use by ${deps.join(", ")}` });
+        continue;
+      }
+      if (!p.dryRun) await this.delete(id, s.name);
+      deleted.push(s.name);
+    }
+    return { deleted, kept };
+  }
+
+  /**
+   * A tar stream: nexcage-snapshot.json (the metadata and manifest) then rootfs/ with the snapshot's tree;
+   * with a parent, only what changed since it (the manifest still covers every file, so import can check).
+   */
+  async export(id: string, name: string, opts: { output?: string; parent?: string } = {}): Promise<void> {
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const st = await this.container(id);
+    const meta = this.get(id, st.rootfs, name);
+    const parent = opts.parent ? this.get(id, st.rootfs, opts.parent) : undefined;
+    const driver = await driverFor(st.rootfs, meta.driver);
+    const view = await driver.view(meta.ref);
+    const tmp = mkdtempSync("/tmp/nexcage-export-");
+    try {
+      const old = new Map((parent?.manifest.entries ?? []).map((e) => [e.path, e]));
+      const same = (e: SnapshotMeta["manifest"]["entries"][number]) => {
+        const o = old.get(e.path);
+        return o && e.type !== "d" && o.type === e.type && o.mode === e.mode && o.uid === e.uid && o.gid === e.gid && o.sha256 === e.sha256 && o.target === e.target && o.rdev === e.rdev;
+      };
+      const paths = meta.manifest.entries.filter((e) => !same(e)).map((e) => (e.path ? `./${e.path}` : "."));
+      writeFileSync(`${tmp}/list`, paths.map((p) => `${p}\0`).join(""));
+      writeFileSync(`${tmp}/nexcage-snapshot.json`, JSON.stringify({ ...meta, ...(parent ? { exportParent: parent.name } : {}) }));
+      const argv = ["tar", "--numeric-owner", "-cf", opts.output ?? "-", "-C", tmp, "nexcage-snapshot.json", "-C", view.path, "--no-recursion", "--transform", "s,^\\.,rootfs,", "--null", "--verbatim-files-from", "-T", `${tmp}/list`];
+      const p = Bun.spawn(argv, { stdin: "ignore", stdout: opts.output ? "ignore" : "inherit", stderr: "pipe" });
+      const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+      if (code !== 0) throw new NexcageError("failure", `export: tar failed: ${err.trim()}`);
+    } finally {
+      await view.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** Read an export (file or stdin), rebuild the tree (onto its parent when incremental), check every file
+   *  against the manifest, and only then keep it as snapshot `name` of id. */
+  async import(id: string, name: string, input?: string): Promise<SnapshotMeta> {
+    validateSnapshotName(name);
+    const { mkdirSync, mkdtempSync, rmSync } = await import("node:fs");
+    return this.lock(id, async () => {
+      const st = await this.container(id);
+      if (this.list(id, st.rootfs).some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
+      const driver = await driverFor(st.rootfs);
+      const home = snapshotHome(st.rootfs);
+      mkdirSync(home, { recursive: true });
+      // on the snapshot home's filesystem, so the finished tree can be moved or reflinked into place
+      const tmp = mkdtempSync(`${home}/.import-`);
+      try {
+        const x = Bun.spawn(["tar", "--numeric-owner", "-xpf", input ?? "-", "-C", tmp], { stdin: input ? "ignore" : "inherit", stdout: "ignore", stderr: "pipe" });
+        const [err, code] = await Promise.all([new Response(x.stderr).text(), x.exited]);
+        if (code !== 0) throw new NexcageError("invalidSpec", `import: not a nexcage snapshot export: ${err.trim()}`);
+        let meta: SnapshotMeta & { exportParent?: string };
+        try {
+          meta = JSON.parse(readFileSync(`${tmp}/nexcage-snapshot.json`, "utf8"));
+        } catch {
+          throw new NexcageError("invalidSpec", "import: the stream has no nexcage-snapshot.json");
+        }
+        let tree = `${tmp}/rootfs`;
+        if (meta.exportParent) {
+          const parent = this.list(id, st.rootfs).find((s) => s.name === meta.exportParent);
+          if (!parent) throw new NexcageError("notFound", `import: the export is incremental on snapshot ${meta.exportParent}, which ${id} does not have: import that first`);
+          const pv = await (await driverFor(st.rootfs, parent.driver)).view(parent.ref);
+          try {
+            const full = `${tmp}/full`;
+            const cp = Bun.spawnSync(["cp", "-a", "--reflink=auto", pv.path, full]);
+            if (cp.exitCode !== 0) throw new NexcageError("storage", `import: cannot copy parent ${parent.name}: ${cp.stderr.toString().trim()}`);
+            const ap = Bun.spawnSync(["cp", "-a", "--reflink=auto", `${tree}/.`, full]);
+            if (ap.exitCode !== 0) throw new NexcageError("storage", `import: cannot apply changes: ${ap.stderr.toString().trim()}`);
+            // what the parent had and this snapshot does not
+            const want = new Set(meta.manifest.entries.map((e) => e.path));
+            for (const e of scan(full).reverse()) if (e.path && !want.has(e.path)) rmSync(`${full}/${e.path}`, { recursive: true, force: true });
+            tree = full;
+          } finally {
+            await pv.close();
+          }
+        }
+        const { verifyTree } = await import("./manifest.ts");
+        const diffs = await verifyTree(tree, meta.manifest);
+        if (diffs.length) {
+          throw new NexcageError("integrity", `import: the stream does not match its manifest (${diffs.length} differences, first: ${diffs[0]?.path}: ${diffs[0]?.what}); nothing imported`);
+        }
+        const ref = await driver.adopt(name, tree);
+        const { exportParent: _p, ...rest } = meta;
+        const kept: SnapshotMeta = { ...rest, name, container: id, driver: driver.kind, ref, created: new Date().toISOString() };
+        const parent = this.list(id, st.rootfs).at(-1);
+        if (parent) kept.parent = parent.name;
+        else delete kept.parent;
+        this.save(st.rootfs, kept);
+        return kept;
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    });
+  }
+}
+
+/** "7d", "12h", "30m", "90s" → ms */
+export function parseAge(s: string): number {
+  const m = /^(\d+)([smhdw])$/.exec(s);
+  if (!m) throw new NexcageError("usage", `invalid age ${JSON.stringify(s)}: a number and s, m, h, d or w (e.g. 7d)`);
+  return Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 }[m[2] as "s"];
+}
+
+export interface Retention {
+  keepLast?: number;
+  maxAge?: number;
+}
+
+/** which snapshots a policy removes, oldest first: a snapshot stays when it is among the newest keepLast or
+ *  younger than maxAge (the union, as backup tools keep); with neither, nothing goes */
+export function toPrune(snaps: SnapshotMeta[], policy: Retention, now = Date.now()): SnapshotMeta[] {
+  if (policy.keepLast === undefined && policy.maxAge === undefined) return [];
+  const sorted = [...snaps].sort((a, b) => a.created.localeCompare(b.created));
+  const keepFrom = sorted.length - (policy.keepLast ?? 0);
+  return sorted.filter((s, i) => {
+    const recent = policy.keepLast !== undefined && i >= keepFrom;
+    const young = policy.maxAge !== undefined && now - Date.parse(s.created) <= policy.maxAge;
+    return !recent && !young;
+  });
+}
