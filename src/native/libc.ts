@@ -6,6 +6,8 @@ function open() {
   return dlopen("libc.so.6", {
     fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
     mkfifo: { args: [FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    dup: { args: [FFIType.i32], returns: FFIType.i32 },
+    dup2: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   });
 }
@@ -44,6 +46,28 @@ export function tryLockFile(fd: number, lock = true): boolean {
 export function mkfifo(path: string, mode: number): void {
   const p = Buffer.from(`${path}\0`);
   if (libc().mkfifo(ptr(p), mode) !== 0) throw new Error(`mkfifo ${path}: errno ${readErrno()}`);
+}
+
+/**
+ * Run fn with /dev/null as fds 0-2, then put ours back: a container created inside (a restart nexcage does
+ * on its own) must not inherit the caller's stdio, which may be a pipe someone waits on to close.
+ */
+export async function withNullStdio<T>(fn: () => Promise<T>): Promise<T> {
+  const { openSync, closeSync } = await import("node:fs");
+  const saved = [0, 1, 2].map((fd) => libc().dup(fd));
+  const nul = openSync("/dev/null", "r+");
+  for (const fd of [0, 1, 2]) libc().dup2(nul, fd);
+  closeSync(nul);
+  try {
+    return await fn();
+  } finally {
+    saved.forEach((s, fd) => {
+      if (s >= 0) {
+        libc().dup2(s, fd);
+        closeSync(s);
+      }
+    });
+  }
 }
 
 function readErrno(): number {

@@ -175,10 +175,11 @@ class ZfsDriver implements SnapshotDriver {
       await Bun.sleep(100);
     }
   }
+  /** clones made from it (by origin: zfs-fuse has no `clones` property) */
   async dependents(ref: string): Promise<string[]> {
-    const r = await sh(["zfs", "get", "-H", "-o", "value", "clones", ref]);
-    const v = r.out.trim();
-    return r.code === 0 && v && v !== "-" ? v.split(",").map((c) => `zfs clone ${c}`) : [];
+    const r = await sh(["zfs", "list", "-H", "-o", "name,origin", "-t", "filesystem,volume"]);
+    if (r.code !== 0) throw failure(`zfs list: ${r.err.trim()}`);
+    return r.out.split("\n").filter((l) => l.split("\t")[1] === ref).map((l) => `zfs clone ${l.split("\t")[0]}`);
   }
   /** snapshots are not mounted (and zfs-fuse has no .zfs dir): a temporary clone is */
   async view(ref: string) {
@@ -286,7 +287,7 @@ class DirDriver implements SnapshotDriver {
       renameSync(tmp, dest);
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
-      throw e;
+      throw e instanceof NexcageError ? e : failure(`dir snapshot: ${(e as Error).message}`);
     }
     return dest;
   }

@@ -59,8 +59,12 @@ export function scan(root: string): Entry[] {
 }
 
 export interface HashOptions {
-  /** entries of an earlier manifest: a file with the same size, mtime and mode keeps its hash */
+  /** entries of an earlier manifest: a file with the same size, mtime and mode keeps its hash ... */
   reuse?: Map<string, Entry>;
+  /** ... if that mtime is older than this (ns): a file written in the same timestamp tick as the earlier
+   *  snapshot could have changed without its mtime moving (coarse clocks: zfs-fuse keeps seconds), so
+   *  those are hashed again, as git treats "racily clean" files */
+  reuseBefore?: bigint;
   /** show a progress line on stderr (only when it is a terminal) */
   progress?: boolean;
 }
@@ -75,7 +79,8 @@ export async function hashEntries(root: string, entries: Entry[], opts: HashOpti
   for (const e of entries) {
     if (e.type !== "f") continue;
     const old = opts.reuse?.get(e.path);
-    if (old?.type === "f" && old.sha256 && old.size === e.size && old.mtime === e.mtime && old.mode === e.mode) e.sha256 = old.sha256;
+    const settled = opts.reuseBefore === undefined || BigInt(e.mtime) < opts.reuseBefore;
+    if (settled && old?.type === "f" && old.sha256 && old.size === e.size && old.mtime === e.mtime && old.mode === e.mode) e.sha256 = old.sha256;
     else todo.push(e);
   }
   const total = todo.reduce((n, e) => n + e.size, 0);

@@ -3,7 +3,7 @@
 // per-container snapshot lock, so it never reaches into a backend. A running container is frozen for the
 // instant of the snapshot and thawed after, even on error; the manifest is then built from the
 // (immutable) snapshot, reusing the parent's hashes for unchanged files.
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { NexcageError } from "../core/errors.ts";
 import { validateId } from "../core/ids.ts";
 import { log } from "../core/log.ts";
@@ -19,7 +19,9 @@ export interface SnapshotMeta {
   driver: DriverKind;
   /** the driver's reference: a path, or dataset@name */
   ref: string;
-  /** RFC3339 */
+  /** RFC3339: when the snapshot was taken (the instant its data is from) */
+  taken: string;
+  /** RFC3339: when its manifest was complete */
   created: string;
   /** the snapshot before it (its manifest seeded this one's hashes) */
   parent?: string;
@@ -88,6 +90,7 @@ export class Snapshots {
   }
 
   private save(rootfs: string, meta: SnapshotMeta): void {
+    mkdirSync(snapshotHome(rootfs), { recursive: true });
     const path = `${snapshotHome(rootfs)}/${meta.name}.json`;
     writeFileSync(`${path}.tmp`, JSON.stringify(meta));
     renameSync(`${path}.tmp`, path);
@@ -105,6 +108,7 @@ export class Snapshots {
       const driver = await driverFor(st.rootfs);
       // frozen for the instant of the snapshot, thawed after even when it fails
       const freeze = st.status === "running";
+      const taken = new Date().toISOString();
       const t0 = performance.now();
       if (freeze) await this.rt.pause(id);
       let ref: string;
@@ -123,7 +127,8 @@ export class Snapshots {
         const view = await driver.view(ref);
         let manifest: Manifest;
         try {
-          manifest = await buildManifest(view.path, { ...(parent ? { reuse: new Map(parent.manifest.entries.map((e) => [e.path, e])) } : {}) });
+          const reuse = parent ? { reuse: new Map(parent.manifest.entries.map((e) => [e.path, e])), reuseBefore: BigInt(Date.parse(parent.taken ?? parent.created) - 2000) * 1_000_000n } : {};
+          manifest = await buildManifest(view.path, reuse);
         } finally {
           await view.close();
         }
@@ -132,6 +137,7 @@ export class Snapshots {
           container: id,
           driver: driver.kind,
           ref,
+          taken,
           created: new Date().toISOString(),
           ...(parent ? { parent: parent.name } : {}),
           frozenMs: Math.round(frozenMs * 1000) / 1000,
@@ -210,9 +216,11 @@ export class Snapshots {
     });
   }
 
+  /** created again from its bundle, detached from our stdio (nobody's pipe should wait on it) */
   private async restart(id: string, bundle: string): Promise<void> {
     await this.rt.delete(id, true);
-    await this.rt.create({ id, bundle });
+    const { withNullStdio } = await import("../native/libc.ts");
+    await withNullStdio(() => this.rt.create({ id, bundle }));
     await this.rt.start(id);
   }
 

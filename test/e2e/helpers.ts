@@ -64,7 +64,9 @@ export function runtimeFor(backend: string, extra: Record<string, unknown> = {})
     });
     return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
   };
-  return { dir, root, config, nx, pve };
+  /** the CLI with this runtime's --root and --config, for spawning it directly */
+  const argv = [BIN, "--root", root, "--config", config];
+  return { dir, root, config, nx, pve, argv };
 }
 
 export async function waitFor(pred: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
