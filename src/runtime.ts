@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { getBackend } from "./backends/index.ts";
-import type { Backend, BackendContext, BackendName, ContainerRecord, Status } from "./backends/types.ts";
+import type { Backend, BackendContext, BackendName, ContainerRecord, CreateOptions, CreateResult, Status } from "./backends/types.ts";
 import { loadConfig, type NexcageConfig } from "./core/config.ts";
 import { errors, NexcageError } from "./core/errors.ts";
 import { validateId } from "./core/ids.ts";
@@ -131,6 +131,26 @@ export class Runtime {
   }
 
   async create(a: CreateArgs): Promise<ContainerRecord> {
+    return this.createWith(a, (backend, ctx, o) => backend.create(ctx, o));
+  }
+
+  /** CRIU restore of a checkpoint into a new container (`nexcage restore`), on backends that can */
+  async restoreWithCriu(a: CreateArgs, flags: string[]): Promise<ContainerRecord> {
+    return this.createWith(a, (backend, ctx, o) => {
+      if (!backend.restoreCheckpoint) throw new NexcageError("unsupported", `the ${backend.name} backend cannot restore CRIU checkpoints (route the container to runc)`);
+      return backend.restoreCheckpoint(ctx, o, flags);
+    });
+  }
+
+  async checkpointWithCriu(id: string, flags: string[]): Promise<void> {
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
+      if (status !== "running" && status !== "paused") throw errors.notRunning(id);
+      if (!backend.checkpoint) throw new NexcageError("unsupported", `the ${backend.name} backend cannot checkpoint with CRIU (route the container to runc, or use --fs-only)`);
+      await backend.checkpoint(ctx, rec, flags);
+    });
+  }
+
+  private async createWith(a: CreateArgs, make: (backend: Backend, ctx: BackendContext, o: CreateOptions) => Promise<CreateResult>): Promise<ContainerRecord> {
     const id = validateId(a.id);
     const bundle = resolve(a.bundle ?? ".");
     try {
@@ -173,7 +193,7 @@ export class Runtime {
             await runHooks("prestart", spec.hooks, state());
             await runHooks("createRuntime", spec.hooks, state());
           }
-          const made = await backend.create(ctx, {
+          const made = await make(backend, ctx, {
             id,
             config: await this.getConfig(),
             bundle,

@@ -115,4 +115,8 @@ export interface Backend {
   pids(ctx: BackendContext, rec: ContainerRecord): number[];
   /** resource usage as `runc events --stats` reports it */
   stats(ctx: BackendContext, rec: ContainerRecord): CgroupStats;
+  /** CRIU checkpoint with runc's flags (absent: this backend cannot) */
+  checkpoint?(ctx: BackendContext, rec: ContainerRecord, flags: string[]): Promise<void>;
+  /** CRIU restore into a new container, detached; returns its init pid */
+  restoreCheckpoint?(ctx: BackendContext, o: CreateOptions, flags: string[]): Promise<CreateResult>;
 }

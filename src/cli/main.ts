@@ -8,13 +8,15 @@ import { setGlobals } from "./context.ts";
 import { NexcageError } from "../core/errors.ts";
 import { applyLogFlags, out, reportError } from "./output.ts";
 
-const USAGE = `nexcage - OCI runtime that routes containers to crun, runc and (later) LXC, Proxmox and microVM backends
+const USAGE = `nexcage - OCI runtime that routes containers to crun, runc, LXC and Proxmox (later microVM) backends
 
 usage: nexcage [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] [--config FILE] COMMAND [args]
 
 commands:
   create, start, run, state, kill, delete, exec, pause, resume, ps, list, update, events   (runc's contract)
   spec, features, version
+  checkpoint, restore      CRIU with runc's flags, or --fs-only (filesystem snapshots)
+  snapshot create|list|restore|delete|verify|prune|export|import ID [NAME]
   route ID [--bundle B]    which backend a container goes to, and why
   health | doctor          whether each backend can work on this host
   demo                     run the embedded busybox container end to end

@@ -105,6 +105,18 @@ export const runcBackend: Backend = {
     return { pid: readPidFile(o.pidFile) };
   },
 
+  async checkpoint(ctx, rec, flags) {
+    await check(runc(ctx, ["checkpoint", ...flags, rec.id]), "checkpoint");
+  },
+
+  async restoreCheckpoint(ctx, o, flags) {
+    const args = ["restore", "--detach", "--bundle", o.bundle, "--pid-file", o.pidFile, ...flags];
+    if (o.consoleSocket) args.push("--console-socket", o.consoleSocket);
+    const code = await runc(ctx, [...args, o.id], { inheritStdio: true });
+    if (code !== 0) throw new NexcageError("failure", `runc restore exited with status ${code}`);
+    return { pid: readPidFile(o.pidFile) };
+  },
+
   async start(ctx, rec) {
     await check(runc(ctx, ["start", rec.id]), "start");
   },

@@ -30,4 +30,6 @@ export const commands: Record<string, () => Promise<VerbModule>> = {
   doctor: () => import("./health.ts"),
   demo: () => import("./demo.ts"),
   snapshot: () => import("./snapshot.ts"),
+  checkpoint: () => import("./checkpoint.ts"),
+  restore: () => import("./restore.ts"),
 };
