@@ -4,7 +4,7 @@
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { getBackend } from "./backends/index.ts";
-import type { Backend, BackendContext, BackendName, ContainerRecord, CreateOptions, CreateResult, Status } from "./backends/types.ts";
+import type { Backend, BackendContext, BackendName, ContainerRecord, CreateOptions, CreateResult, SnapshotHooks, Status } from "./backends/types.ts";
 import { loadConfig, type NexcageConfig } from "./core/config.ts";
 import { errors, NexcageError } from "./core/errors.ts";
 import { validateId } from "./core/ids.ts";
@@ -434,6 +434,25 @@ export class Runtime {
     }
     if (!a.keep) await this.delete(a.id, true);
     return code;
+  }
+
+  /** the backend's own snapshot arrangement for a container, if it has one */
+  async snapshotHooks(id: string): Promise<SnapshotHooks | undefined> {
+    const { rec, backend, ctx } = await this.load(id);
+    return backend.snapshotHooks?.(ctx, rec);
+  }
+
+  /** launch a stopped container's init again in place (after an in-place restore); `start` follows */
+  async relaunch(id: string): Promise<void> {
+    await this.locked(id, async ({ rec, backend, ctx, status }) => {
+      if (status !== "stopped") throw new NexcageError("badState", `cannot relaunch container ${id}: it is ${status}`);
+      if (!backend.relaunch) throw new NexcageError("unsupported", `the ${backend.name} backend cannot relaunch a container in place`);
+      const made = await backend.relaunch(ctx, rec);
+      rec.pid = made.pid;
+      rec.pidStartTime = pidStartTime(made.pid);
+      rec.data = { ...rec.data, ...made.data, ...(made.waitPid ? { waitPid: made.waitPid } : {}) };
+      this.store.write(rec);
+    });
   }
 
   /** snapshots of containers' root filesystems (src/snapshot) */

@@ -5,6 +5,7 @@
 import type { CgroupStats } from "../core/proc.ts";
 import type { NexcageConfig } from "../core/config.ts";
 import type { Spec } from "../oci/spec.ts";
+import type { SnapshotDriver } from "../snapshot/drivers.ts";
 
 export type BackendName = "crun" | "runc" | "lxc" | "proxmox-lxc" | "proxmox-vm" | "microvm";
 export const BACKEND_NAMES: readonly BackendName[] = ["crun", "runc", "lxc", "proxmox-lxc", "proxmox-vm", "microvm"];
@@ -27,6 +28,14 @@ export interface ContainerRecord {
   creating?: boolean;
   /** what the backend needs to find its container again (lxcpath, monitor pid, VMID ...) */
   data?: Record<string, string | number>;
+}
+
+export interface SnapshotHooks {
+  /** the container's real root filesystem */
+  rootfs: string;
+  /** where nexcage keeps the snapshots' metadata */
+  home: string;
+  driver: SnapshotDriver;
 }
 
 export interface CreateResult {
@@ -115,6 +124,10 @@ export interface Backend {
   pids(ctx: BackendContext, rec: ContainerRecord): number[];
   /** resource usage as `runc events --stats` reports it */
   stats(ctx: BackendContext, rec: ContainerRecord): CgroupStats;
+  /** where snapshots of this container are taken and kept, when not the rootfs in its bundle (proxmox-lxc) */
+  snapshotHooks?(ctx: BackendContext, rec: ContainerRecord): Promise<SnapshotHooks>;
+  /** start the same container's init again after its rootfs was restored in place */
+  relaunch?(ctx: BackendContext, rec: ContainerRecord): Promise<CreateResult>;
   /** CRIU checkpoint with runc's flags (absent: this backend cannot) */
   checkpoint?(ctx: BackendContext, rec: ContainerRecord, flags: string[]): Promise<void>;
   /** CRIU restore into a new container, detached; returns its init pid */

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, s
 import { basename, dirname } from "node:path";
 import { NexcageError } from "../core/errors.ts";
 
-export type DriverKind = "zfs" | "btrfs" | "overlay" | "dir";
+export type DriverKind = "zfs" | "btrfs" | "overlay" | "dir" | "pct";
 
 export interface SnapshotDriver {
   readonly kind: DriverKind;

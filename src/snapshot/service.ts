@@ -8,7 +8,7 @@ import { NexcageError } from "../core/errors.ts";
 import { validateId } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import type { Runtime } from "../runtime.ts";
-import { driverFor, snapshotHome, type DriverKind } from "./drivers.ts";
+import { driverFor, snapshotHome, type DriverKind, type SnapshotDriver } from "./drivers.ts";
 import { buildManifest, compare, scan, type Difference, type Manifest } from "./manifest.ts";
 
 export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
@@ -43,6 +43,16 @@ function defaultName(): string {
   return `snap-${d}`;
 }
 
+interface Target {
+  status: string;
+  bundle: string;
+  rootfs: string;
+  home: string;
+  driver: (kind?: DriverKind) => Promise<SnapshotDriver>;
+  /** the backend relaunches the same container after a restore instead of delete + create */
+  inPlace?: true;
+}
+
 export interface RestoreResult {
   restarted: boolean;
   differences?: Difference[];
@@ -51,10 +61,20 @@ export interface RestoreResult {
 export class Snapshots {
   constructor(private readonly rt: Runtime) {}
 
-  private async container(id: string) {
+  /** where a container's snapshots are taken, kept and how: its backend may say (proxmox-lxc: pct) */
+  private async container(id: string): Promise<Target> {
     const st = await this.rt.state(validateId(id));
-    if (!existsSync(st.rootfs)) throw new NexcageError("notFound", `rootfs of ${id} is gone: ${st.rootfs}`);
-    return st;
+    const hooks = await this.rt.snapshotHooks(id);
+    const rootfs = hooks?.rootfs ?? st.rootfs;
+    if (!existsSync(rootfs)) throw new NexcageError("notFound", `rootfs of ${id} is gone: ${rootfs}`);
+    return {
+      status: st.status,
+      bundle: st.bundle,
+      rootfs,
+      home: hooks?.home ?? snapshotHome(rootfs),
+      driver: async (kind) => (hooks ? hooks.driver : driverFor(rootfs, kind)),
+      ...(hooks ? { inPlace: true } : {}),
+    };
   }
 
   /** snapshot operations on one container are serialized by their own lock (the container lock stays free
@@ -63,8 +83,7 @@ export class Snapshots {
     return this.rt.store.withLock(`${validateId(id)}.snapshots`, fn);
   }
 
-  list(id: string, rootfs?: string): SnapshotMeta[] {
-    const home = snapshotHome(rootfs ?? "");
+  list(id: string, home: string): SnapshotMeta[] {
     if (!existsSync(home)) return [];
     const metas: SnapshotMeta[] = [];
     for (const f of readdirSync(home)) {
@@ -80,18 +99,18 @@ export class Snapshots {
   }
 
   async listFor(id: string): Promise<SnapshotMeta[]> {
-    return this.list(id, (await this.container(id)).rootfs);
+    return this.list(id, (await this.container(id)).home);
   }
 
-  private get(id: string, rootfs: string, name: string): SnapshotMeta {
-    const m = this.list(id, rootfs).find((s) => s.name === validateSnapshotName(name));
+  private get(id: string, home: string, name: string): SnapshotMeta {
+    const m = this.list(id, home).find((s) => s.name === validateSnapshotName(name));
     if (!m) throw new NexcageError("notFound", `snapshot ${name} of ${id} does not exist`);
     return m;
   }
 
-  private save(rootfs: string, meta: SnapshotMeta): void {
-    mkdirSync(snapshotHome(rootfs), { recursive: true });
-    const path = `${snapshotHome(rootfs)}/${meta.name}.json`;
+  private save(home: string, meta: SnapshotMeta): void {
+    mkdirSync(home, { recursive: true });
+    const path = `${home}/${meta.name}.json`;
     writeFileSync(`${path}.tmp`, JSON.stringify(meta));
     renameSync(`${path}.tmp`, path);
   }
@@ -99,15 +118,15 @@ export class Snapshots {
   async create(id: string, name = defaultName(), opts: { maxPerContainer?: number } = {}): Promise<SnapshotMeta> {
     validateSnapshotName(name);
     return this.lock(id, async () => {
-      const st = await this.container(id);
-      const existing = this.list(id, st.rootfs);
+      const t = await this.container(id);
+      const existing = this.list(id, t.home);
       if (existing.some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
       if (opts.maxPerContainer && existing.length >= opts.maxPerContainer) {
         throw new NexcageError("badState", `${id} has ${existing.length} snapshots, the limit (snapshots.maxPerContainer): prune or delete some first`);
       }
-      const driver = await driverFor(st.rootfs);
+      const driver = await t.driver();
       // frozen for the instant of the snapshot, thawed after even when it fails
-      const freeze = st.status === "running";
+      const freeze = t.status === "running";
       const taken = new Date().toISOString();
       const t0 = performance.now();
       if (freeze) await this.rt.pause(id);
@@ -145,7 +164,7 @@ export class Snapshots {
           bytes: manifest.bytes,
           manifest,
         };
-        this.save(st.rootfs, meta);
+        this.save(t.home, meta);
         return meta;
       } catch (e) {
         await driver.delete(ref).catch(() => {});
@@ -157,9 +176,9 @@ export class Snapshots {
   /** re-hash the snapshot and name every file that differs from its manifest */
   async verify(id: string, name: string): Promise<Difference[]> {
     return this.lock(id, async () => {
-      const st = await this.container(id);
-      const meta = this.get(id, st.rootfs, name);
-      const driver = await driverFor(st.rootfs, meta.driver);
+      const t = await this.container(id);
+      const meta = this.get(id, t.home, name);
+      const driver = await t.driver(meta.driver);
       const view = await driver.view(meta.ref);
       try {
         const actual = scan(view.path);
@@ -178,11 +197,11 @@ export class Snapshots {
    */
   async restore(id: string, name: string, opts: { force?: boolean; verify?: boolean } = {}): Promise<RestoreResult> {
     return this.lock(id, async () => {
-      const st = await this.container(id);
-      const meta = this.get(id, st.rootfs, name);
-      const live = st.status !== "stopped";
-      if (live && !opts.force) throw new NexcageError("badState", `container ${id} is ${st.status}: restore needs it stopped (or --force to stop, restore and restart it)`);
-      const driver = await driverFor(st.rootfs, meta.driver);
+      const t = await this.container(id);
+      const meta = this.get(id, t.home, name);
+      const live = t.status !== "stopped";
+      if (live && !opts.force) throw new NexcageError("badState", `container ${id} is ${t.status}: restore needs it stopped (or --force to stop, restore and restart it)`);
+      const driver = await t.driver(meta.driver);
       // the slow part first, while the container still runs: a failure here changes nothing
       const prepared = await driver.prepareRestore(meta.ref);
       if (live) {
@@ -198,54 +217,59 @@ export class Snapshots {
         await prepared.commit();
       } catch (e) {
         // the rootfs is as it was: bring the container back as it was too
-        if (live) await this.restart(id, st.bundle).catch((r) => log().error(`restore ${id}: restart failed: ${(r as Error).message}`));
+        if (live) await this.restart(id, t).catch((r) => log().error(`restore ${id}: restart failed: ${(r as Error).message}`));
         throw e;
       }
       const result: RestoreResult = { restarted: false };
       if (opts.verify) result.differences = compare(meta.manifest, await (async () => {
-        const entries = scan(st.rootfs);
+        const entries = scan(t.rootfs);
         const { hashEntries } = await import("./manifest.ts");
-        await hashEntries(st.rootfs, entries);
+        await hashEntries(t.rootfs, entries);
         return entries;
       })());
       if (live) {
-        await this.restart(id, st.bundle);
+        await this.restart(id, t);
         result.restarted = true;
       }
       return result;
     });
   }
 
-  /** created again from its bundle, detached from our stdio (nobody's pipe should wait on it) */
-  private async restart(id: string, bundle: string): Promise<void> {
-    await this.rt.delete(id, true);
+  /** created again from its bundle (or, where the backend keeps the container, launched again in place),
+   *  detached from our stdio: nobody's pipe should wait on it */
+  private async restart(id: string, t: Target): Promise<void> {
     const { withNullStdio } = await import("../native/libc.ts");
-    await withNullStdio(() => this.rt.create({ id, bundle }));
+    if (t.inPlace) {
+      await withNullStdio(() => this.rt.relaunch(id));
+    } else {
+      await this.rt.delete(id, true);
+      await withNullStdio(() => this.rt.create({ id, bundle: t.bundle }));
+    }
     await this.rt.start(id);
   }
 
   async delete(id: string, name: string): Promise<void> {
     return this.lock(id, async () => {
-      const st = await this.container(id);
-      const meta = this.get(id, st.rootfs, name);
-      const driver = await driverFor(st.rootfs, meta.driver);
+      const t = await this.container(id);
+      const meta = this.get(id, t.home, name);
+      const driver = await t.driver(meta.driver);
       const deps = await driver.dependents(meta.ref);
       if (deps.length) throw new NexcageError("badState", `snapshot ${name} of ${id} is in use by ${deps.join(", ")}: remove that first`);
       await driver.delete(meta.ref);
       const { rmSync } = await import("node:fs");
-      rmSync(`${snapshotHome(st.rootfs)}/${meta.name}.json`, { force: true });
+      rmSync(`${t.home}/${meta.name}.json`, { force: true });
     });
   }
 
   /** apply a retention policy; a snapshot something depends on stays, with the reason */
   async prune(id: string, p: { keepLast?: number | undefined; maxAge?: string | undefined; dryRun?: boolean }): Promise<{ deleted: string[]; kept: { name: string; why: string }[] }> {
-    const st = await this.container(id);
+    const t = await this.container(id);
     const policy: Retention = { ...(p.keepLast !== undefined ? { keepLast: p.keepLast } : {}), ...(p.maxAge ? { maxAge: parseAge(p.maxAge) } : {}) };
     if (policy.keepLast === undefined && policy.maxAge === undefined) throw new NexcageError("usage", "prune needs --keep-last N and/or --max-age AGE (or snapshots.keepLast/maxAge in the config)");
     const deleted: string[] = [];
     const kept: { name: string; why: string }[] = [];
-    for (const s of toPrune(this.list(id, st.rootfs), policy)) {
-      const driver = await driverFor(st.rootfs, s.driver);
+    for (const s of toPrune(this.list(id, t.home), policy)) {
+      const driver = await t.driver(s.driver);
       const deps = await driver.dependents(s.ref);
       if (deps.length) {
         kept.push({ name: s.name, why: `in use by ${deps.join(", ")}` });
@@ -263,10 +287,10 @@ export class Snapshots {
    */
   async export(id: string, name: string, opts: { output?: string; parent?: string } = {}): Promise<void> {
     const { mkdtempSync, rmSync } = await import("node:fs");
-    const st = await this.container(id);
-    const meta = this.get(id, st.rootfs, name);
-    const parent = opts.parent ? this.get(id, st.rootfs, opts.parent) : undefined;
-    const driver = await driverFor(st.rootfs, meta.driver);
+    const t = await this.container(id);
+    const meta = this.get(id, t.home, name);
+    const parent = opts.parent ? this.get(id, t.home, opts.parent) : undefined;
+    const driver = await t.driver(meta.driver);
     const view = await driver.view(meta.ref);
     const tmp = mkdtempSync("/tmp/nexcage-export-");
     try {
@@ -294,10 +318,10 @@ export class Snapshots {
     validateSnapshotName(name);
     const { mkdirSync, mkdtempSync, rmSync } = await import("node:fs");
     return this.lock(id, async () => {
-      const st = await this.container(id);
-      if (this.list(id, st.rootfs).some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
-      const driver = await driverFor(st.rootfs);
-      const home = snapshotHome(st.rootfs);
+      const t = await this.container(id);
+      if (this.list(id, t.home).some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
+      const driver = await t.driver();
+      const home = t.home;
       mkdirSync(home, { recursive: true });
       // on the snapshot home's filesystem, so the finished tree can be moved or reflinked into place
       const tmp = mkdtempSync(`${home}/.import-`);
@@ -313,9 +337,9 @@ export class Snapshots {
         }
         let tree = `${tmp}/rootfs`;
         if (meta.exportParent) {
-          const parent = this.list(id, st.rootfs).find((s) => s.name === meta.exportParent);
+          const parent = this.list(id, t.home).find((s) => s.name === meta.exportParent);
           if (!parent) throw new NexcageError("notFound", `import: the export is incremental on snapshot ${meta.exportParent}, which ${id} does not have: import that first`);
-          const pv = await (await driverFor(st.rootfs, parent.driver)).view(parent.ref);
+          const pv = await (await t.driver(parent.driver)).view(parent.ref);
           try {
             const full = `${tmp}/full`;
             const cp = Bun.spawnSync(["cp", "-a", "--reflink=auto", pv.path, full]);
@@ -338,10 +362,10 @@ export class Snapshots {
         const ref = await driver.adopt(name, tree);
         const { exportParent: _p, ...rest } = meta;
         const kept: SnapshotMeta = { ...rest, name, container: id, driver: driver.kind, ref, created: new Date().toISOString() };
-        const parent = this.list(id, st.rootfs).at(-1);
+        const parent = this.list(id, t.home).at(-1);
         if (parent) kept.parent = parent.name;
         else delete kept.parent;
-        this.save(st.rootfs, kept);
+        this.save(t.home, kept);
         return kept;
       } finally {
         rmSync(tmp, { recursive: true, force: true });

@@ -28,6 +28,9 @@ export function pveDouble(dir: string) {
   const root = join(dir, "pve");
   const bin = join(dir, "pve-bin");
   mkdirSync(join(root, "var/lib/vz/template/cache"), { recursive: true });
+  // what a fresh node has: the `local` dir storage (tests append their own storages)
+  mkdirSync(join(root, "etc/pve"), { recursive: true });
+  writeFileSync(join(root, "etc/pve/storage.cfg"), `dir: local\n\tpath ${join(root, "var/lib/vz")}\n\tcontent iso,vztmpl,backup,rootdir,images\n\n`);
   mkdirSync(bin, { recursive: true });
   const tools = ["pct", "qm", "pvesh", "pvesm"] as const;
   for (const t of tools) {

@@ -189,10 +189,10 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
   describe("storages", () => {
     const storageCfg = () => join(pve.root, "etc/pve/storage.cfg");
     afterAll(async () => {
-      sh(`umount ${join(rt.dir, "btrfs")} 2>/dev/null`);
+      sh(`umount -l ${join(rt.dir, "btrfs")} 2>/dev/null`);
       // zfs-fuse may call the pool busy for a moment after its last dataset went
       for (let i = 0; i < 30 && sh("zpool list nxpve").exitCode === 0 && sh("zpool destroy -f nxpve").exitCode !== 0; i++) await Bun.sleep(200);
-    });
+    }, 30_000);
 
     test("btrfs (a loop-mounted filesystem): the root volume is a subvolume", () => {
       const img = join(rt.dir, "btrfs.img");
@@ -200,11 +200,31 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
       mkdirSync(mnt, { recursive: true });
       expect(sh(`truncate -s 300M ${img} && mkfs.btrfs -q ${img} && mount -o loop ${img} ${mnt}`).exitCode).toBe(0);
       appendFileSync(storageCfg(), `btrfs: tank\n\tpath ${mnt}\n\tcontent rootdir,images\n\n`);
-      const b = bundle({ annotations: { "org.nexcage.proxmox.rootfs": "tank:2" } });
+      const b = withConfig(bundle({ annotations: { "org.nexcage.proxmox.rootfs": "tank:2" } }), (c) => (c.root.readonly = false));
       expect(create("on-btrfs", b.dir).stderr).toBe("");
       const vol = join(mnt, "images/100/subvol-100-disk-0");
       expect(sh(`btrfs subvolume show ${vol}`).exitCode).toBe(0);
       expect(readFileSync(join(pve.root, "etc/pve/nodes/pve/lxc/100.conf"), "utf8")).toContain("rootfs: tank:100/subvol-100-disk-0,size=2G");
+
+      // nexcage snapshots of a Proxmox CT go through pct: Proxmox records them as its own
+      expect(nx(["start", "on-btrfs"]).code).toBe(0);
+      expect(nx(["exec", "on-btrfs", "sh", "-c", "echo before > /root/state"]).code).toBe(0);
+      const made = nx(["snapshot", "create", "on-btrfs", "before", "--format", "json"]);
+      expect(made.stderr).toBe("");
+      expect(JSON.parse(made.stdout)).toMatchObject({ driver: "pct", name: "before" });
+      expect(JSON.parse(nx(["state", "on-btrfs"]).stdout).status).toBe("running"); // thawed
+      const conf = () => readFileSync(join(pve.root, "etc/pve/nodes/pve/lxc/100.conf"), "utf8");
+      expect(conf()).toContain("parent: before\n");
+      expect(conf()).toMatch(/\n\[before\]\n#nexcage snapshot\n[^[]*snaptime: \d+\n/);
+      expect(pve.tool("pct", ["listsnapshot", "100"]).stdout).toContain("`-> before");
+      expect(nx(["snapshot", "verify", "on-btrfs", "before"]).code).toBe(0);
+      expect(nx(["exec", "on-btrfs", "sh", "-c", "echo after > /root/state"]).code).toBe(0);
+      const back = nx(["snapshot", "restore", "on-btrfs", "before", "--force"]);
+      expect(back.stderr).toBe("");
+      expect(JSON.parse(nx(["state", "on-btrfs"]).stdout).status).toBe("running");
+      expect(nx(["exec", "on-btrfs", "cat", "/root/state"]).stdout).toBe("before\n");
+      expect(nx(["snapshot", "delete", "on-btrfs", "before"]).code).toBe(0);
+      expect(conf()).not.toContain("[before]");
       expect(nx(["delete", "--force", "on-btrfs"]).code).toBe(0);
       expect(existsSync(vol)).toBe(false);
       clean("on-btrfs");

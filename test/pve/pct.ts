@@ -264,10 +264,9 @@ function volSnapshot(vmid: string, volid: string, op: "create" | "rollback" | "d
   }
   if (s.type !== "btrfs") die(`snapshot feature is not available`);
   const path = volumePath(volid);
-  const snaps = join(path, "..", ".snapshots", vol.split("/").pop() as string);
-  const snap = join(snaps, name);
+  // pve-storage's BTRFS layout: a snapshot is the read-only subvolume <volume>@<name> next to it
+  const snap = `${path}@${name}`;
   if (op === "create") {
-    mkdirSync(snaps, { recursive: true });
     if (run(["btrfs", "subvolume", "snapshot", "-r", path, snap], { quiet: true }).code !== 0) die(`btrfs snapshot of CT ${vmid} failed`);
   } else if (op === "rollback") {
     run(["btrfs", "subvolume", "delete", path], { quiet: true });

@@ -76,9 +76,9 @@ export function freeVolume(volid: string): void {
   const path = volumePath(volid);
   if (!existsSync(path)) return;
   if (s.type === "btrfs" && statSync(path).isDirectory()) {
-    // snapshots of it live next to it (.snapshots): remove them first
-    const snaps = join(dirname(path), ".snapshots", name.split("/").pop() as string);
-    if (existsSync(snaps)) for (const n of readdirSync(snaps)) run(["btrfs", "subvolume", "delete", join(snaps, n)], { quiet: true });
+    // its snapshots are the subvolumes <volume>@<name> next to it: they go first
+    const base = path.split("/").pop() as string;
+    for (const n of readdirSync(dirname(path))) if (n.startsWith(`${base}@`)) run(["btrfs", "subvolume", "delete", join(dirname(path), n)], { quiet: true });
     run(["btrfs", "subvolume", "delete", path], { quiet: true });
   }
   rmSync(path, { recursive: true, force: true });

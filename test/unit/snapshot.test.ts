@@ -8,8 +8,12 @@ const meta = (name: string, created: string) => ({ name, created, taken: created
 
 describe("snapshot names", () => {
   test.each(["a", "daily-1", "Before_upgrade", "x".repeat(40)])("accepted: %s", (n) => expect(validateSnapshotName(n)).toBe(n));
-  test.each(["", "1st", "-x", "a b", "a/b", "x".repeat(41), "ünï"])("refused: %s", (n) => expectError(() => validateSnapshotName(n), "usage", "invalid snapshot name"));
-  test.each(["current", "vzdump"])("reserved as in Proxmox: %s", (n) => expectError(() => validateSnapshotName(n), "usage", "reserved"));
+  test.each(["", "1st", "-x", "a b", "a/b", "x".repeat(41), "ünï"])("refused: %s", (n) => {
+    expectError(() => validateSnapshotName(n), "usage", "invalid snapshot name");
+  });
+  test.each(["current", "vzdump"])("reserved as in Proxmox: %s", (n) => {
+    expectError(() => validateSnapshotName(n), "usage", "reserved");
+  });
 });
 
 describe("retention", () => {

@@ -10,7 +10,7 @@ import type { Backend, BackendContext, ContainerRecord, CreateOptions, ProbeResu
 import type { NexcageConfig } from "../../core/config.ts";
 import { NexcageError } from "../../core/errors.ts";
 import { log } from "../../core/log.ts";
-import type { Resources } from "../../oci/spec.ts";
+import { loadSpec, type Resources } from "../../oci/spec.ts";
 import { PveCli } from "../../proxmox/cli.ts";
 import { allocateVmid, releaseVmid, vmidClaims } from "../../proxmox/vmid.ts";
 import { volumeDriver, type StorageInfo, type Volume } from "../../storage/volumes.ts";
@@ -204,4 +204,27 @@ export const proxmoxLxcBackend: Backend = {
 
   status: (ctx, rec) => engine.status(target(ctx, rec), rec),
   ...cgroupReadings,
+
+  async snapshotHooks(ctx, rec) {
+    const p = loadProgress(ctx, rec.id);
+    if (!p?.volume || !p.storage) throw new NexcageError("notFound", `proxmox-lxc: ${rec.id} has no root volume on record`);
+    const { pctSnapshotDriver } = await import("./snapshots.ts");
+    return { rootfs: p.volume.path, home: `${runDir(ctx, rec.id)}/snapshots`, driver: pctSnapshotDriver(cli(p.pve), p.vmid, p.storage, p.volume) };
+  },
+
+  /** after pct rollback: the same CT's init again, the way create started it */
+  async relaunch(ctx, rec) {
+    const p = loadProgress(ctx, rec.id);
+    if (!p?.volume) throw new NexcageError("notFound", `proxmox-lxc: ${rec.id} has no root volume on record`);
+    const t = target(ctx, rec, p);
+    // the run dir (init, process, a new exec fifo) is filled again; the snapshot metadata in it stays
+    const tr = await engine.prepare(t, await loadSpec(rec.bundle), p.volume.path, ctx.debug);
+    if (p.startPath === "pct") {
+      await cli(p.pve).ok("pct", ["start", p.vmid]);
+      return { pid: await engine.waitRunning(t) };
+    }
+    writeFileSync(`${p.lxcpath}/${p.vmid}/config`, `${CONFIG_MARK} for CT ${p.vmid} from ${rec.bundle}/config.json\n${tr.config.join("\n")}\n`, { mode: 0o640 });
+    const { pid, monitor } = await engine.launch(t, undefined, tr.joinNamespaces);
+    return { pid, waitPid: monitor };
+  },
 };
