@@ -3,6 +3,8 @@
 // generated rootfs trees of ~10 MB, ~100 MB and ~1 GB (many small files and a few big ones):
 //   nexcage btrfs driver    subvolume rootfs on a loop-mounted btrfs
 //   btrfs CLI               `btrfs subvolume snapshot -r` / restore by a writable snapshot + rename
+//   nexcage zfs driver      a dataset on a zfs-fuse pool (the zfs CLI path; where zfs-fuse is installed)
+//   zfs CLI                 `zfs snapshot` / `zfs rollback` by hand
 //   nexcage dir driver      the copy-based path, on this host's ext4
 //   cp -a --reflink=auto    the same copy by hand (ext4: bytes)
 //   lxc-snapshot            an LXC container with that tree as its dir rootfs (snapshot, then -r restore)
@@ -69,7 +71,16 @@ const rows = new Map<string, Row>();
 const row = (k: string) => rows.get(k) ?? (rows.set(k, { snap: [], restore: [] }).get(k) as Row);
 const hashRows: { size: number; bytes: number; nexcage: number; sha256sum: number; manifest: number }[] = [];
 
+const zfs = Bun.which("zfs-fuse") !== null;
 try {
+  if (zfs) {
+    if (Bun.spawnSync(["zpool", "list"]).exitCode !== 0) {
+      Bun.spawn(["zfs-fuse", "--no-daemon"], { stdio: ["ignore", "ignore", "ignore"] }).unref();
+      for (let i = 0; i < 50 && Bun.spawnSync(["zpool", "list"]).exitCode !== 0; i++) await Bun.sleep(100);
+    }
+    Bun.spawnSync(["zpool", "destroy", "-f", "nxbench"]);
+    sh(`truncate -s 3G ${work}/zpool.img && zpool create -f -m none nxbench ${work}/zpool.img`);
+  }
   sh(`truncate -s 8G ${work}/btrfs.img && mkfs.btrfs -q ${work}/btrfs.img && mkdir -p ${btrfsMnt} && mount -o loop ${work}/btrfs.img ${btrfsMnt}`);
   for (const mb of SIZES) {
     const iters = mb >= 1000 ? Math.max(3, Math.ceil(N / 2)) : N;
@@ -88,6 +99,11 @@ try {
       ["nexcage btrfs", await driverFor(`${bt}/rootfs`)],
       ["nexcage dir (ext4)", await driverFor(`${ext}/rootfs`)],
     ];
+    const zds = zfs ? `nxbench/t${mb}` : "";
+    if (zfs) {
+      sh(`zfs create -o mountpoint=${work}/zfs${mb} ${zds} && cp -a ${bt}/rootfs/. ${work}/zfs${mb}/`);
+      drivers.push(["nexcage zfs (zfs-fuse)", await driverFor(`${work}/zfs${mb}`)]);
+    }
     for (let i = 0; i <= iters; i++) {
       for (const [name, d] of drivers) {
         let ref = "";
@@ -100,6 +116,12 @@ try {
       const s = sh(`btrfs subvolume snapshot -r ${bt}/rootfs ${bt}/raw${i}`);
       const r = sh(`btrfs subvolume snapshot ${bt}/raw${i} ${bt}/rootfs.new && mv ${bt}/rootfs ${bt}/rootfs.old && mv ${bt}/rootfs.new ${bt}/rootfs && btrfs subvolume delete ${bt}/rootfs.old`);
       sh(`btrfs subvolume delete ${bt}/raw${i}`);
+      if (zfs) {
+        const zs = sh(`zfs snapshot ${zds}@raw${i}`);
+        const zr = sh(`zfs rollback ${zds}@raw${i}`);
+        for (let k = 0; k < 20 && Bun.spawnSync(["zfs", "destroy", `${zds}@raw${i}`]).exitCode !== 0; k++) Bun.sleepSync(100);
+        if (i > 0) row(`zfs CLI (zfs-fuse)|${label}`).snap.push(zs), row(`zfs CLI (zfs-fuse)|${label}`).restore.push(zr);
+      }
       const c = sh(`cp -a --reflink=auto ${ext}/rootfs ${ext}/copy${i}`);
       const cr = sh(`cp -a --reflink=auto ${ext}/copy${i} ${ext}/rootfs.new && mv ${ext}/rootfs ${ext}/rootfs.old && mv ${ext}/rootfs.new ${ext}/rootfs && rm -rf ${ext}/rootfs.old ${ext}/copy${i}`);
       if (i > 0) {
@@ -150,7 +172,10 @@ try {
     return median(r.snap) + median(r.restore);
   };
   console.log("\nratios (snapshot+restore):");
-  for (const mb of SIZES) console.log(`  ${mb} MB: nexcage dir ÷ nexcage btrfs = ${(sr("nexcage dir (ext4)", mb) / sr("nexcage btrfs", mb)).toFixed(1)}×; nexcage btrfs ÷ btrfs CLI = ${(sr("nexcage btrfs", mb) / sr("btrfs CLI", mb)).toFixed(2)}`);
+  for (const mb of SIZES) {
+    const z = zfs ? `; nexcage zfs ÷ zfs CLI = ${(sr("nexcage zfs (zfs-fuse)", mb) / sr("zfs CLI (zfs-fuse)", mb)).toFixed(2)}` : "";
+    console.log(`  ${mb} MB: nexcage dir ÷ nexcage btrfs = ${(sr("nexcage dir (ext4)", mb) / sr("nexcage btrfs", mb)).toFixed(1)}×; nexcage btrfs ÷ btrfs CLI = ${(sr("nexcage btrfs", mb) / sr("btrfs CLI", mb)).toFixed(2)}${z}`);
+  }
   console.log(`\nhashing, warm page cache, median ms: manifest = what create adds after the freeze; verify vs sha256sum over the same files\n`);
   console.log(`${"tree".padEnd(10)}${"manifest".padStart(10)}${"verify".padStart(10)}${"sha256sum".padStart(11)}${"verify MB/s".padStart(13)}${"sha256sum MB/s".padStart(16)}${"verify ÷ sha256sum throughput".padStart(31)}`);
   for (const h of hashRows) {
@@ -160,5 +185,6 @@ try {
   }
 } finally {
   Bun.spawnSync(["sh", "-c", `umount ${btrfsMnt}`]);
+  if (zfs) for (let i = 0; i < 30 && Bun.spawnSync(["zpool", "destroy", "-f", "nxbench"]).exitCode !== 0; i++) Bun.sleepSync(200);
   rmSync(work, { recursive: true, force: true });
 }
