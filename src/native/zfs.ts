@@ -13,6 +13,9 @@ function openCore() {
     lzc_destroy: { args: [P], returns: i32 },
     lzc_exists: { args: [P], returns: i32 },
     lzc_snapshot: { args: [P, P, P], returns: i32 },
+    lzc_clone: { args: [P, P, P], returns: i32 },
+    lzc_rollback_to: { args: [P, P], returns: i32 },
+    lzc_destroy_snaps: { args: [P, i32, P], returns: i32 },
   });
 }
 function openNv() {
@@ -77,6 +80,34 @@ export function lzcSnapshot(name: string): number {
     lib.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
     const errlist = new BigUint64Array(1);
     return lib.core.symbols.lzc_snapshot(snaps, null, ptr(errlist));
+  } finally {
+    lib.nv.symbols.fnvlist_free(snaps);
+  }
+}
+
+/** lzc_clone: a filesystem from a snapshot (mounts nothing); 0 or errno */
+export function lzcClone(name: string, origin: string): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const n = cs(name), o = cs(origin);
+  return lib.core.symbols.lzc_clone(ptr(n), ptr(o), null);
+}
+
+/** lzc_rollback_to: roll fs back to snap, which must be its latest (EEXIST otherwise); 0 or errno */
+export function lzcRollbackTo(fs: string, snap: string): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const f = cs(fs), s = cs(snap);
+  return lib.core.symbols.lzc_rollback_to(ptr(f), ptr(s));
+}
+
+/** lzc_destroy_snaps of one "fs@snap" (EEXIST if cloned, EBUSY if held); 0 or errno */
+export function lzcDestroySnap(name: string): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const snaps = lib.nv.symbols.fnvlist_alloc() as Pointer;
+  try {
+    const n = cs(name);
+    lib.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
+    const errlist = new BigUint64Array(1);
+    return lib.core.symbols.lzc_destroy_snaps(snaps, 0, ptr(errlist));
   } finally {
     lib.nv.symbols.fnvlist_free(snaps);
   }

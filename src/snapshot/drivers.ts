@@ -162,12 +162,25 @@ class ZfsDriver implements SnapshotDriver {
     return {
       abort: async () => {},
       commit: async () => {
+        const { zfsCoreProblem, lzcRollbackTo } = await import("../native/zfs.ts");
+        if (!zfsCoreProblem()) {
+          const rc = lzcRollbackTo(this.dataset, ref);
+          if (rc !== 0) throw failure(`zfs: lzc_rollback_to ${ref} failed with errno ${rc}`);
+          return;
+        }
         const r = await sh(["zfs", "rollback", ref]);
         if (r.code !== 0) throw failure(`zfs rollback: ${r.err.trim()}`);
       },
     };
   }
   async delete(ref: string): Promise<void> {
+    const { zfsCoreProblem, lzcDestroySnap } = await import("../native/zfs.ts");
+    if (!zfsCoreProblem()) {
+      const rc = lzcDestroySnap(ref);
+      if (rc === 17) throw new NexcageError("badState", `zfs: ${ref} has clones`);
+      if (rc !== 0 && rc !== 2) throw failure(`zfs: lzc_destroy_snaps ${ref} failed with errno ${rc}`);
+      return;
+    }
     for (let i = 0; ; i++) {
       const r = await sh(["zfs", "destroy", ref]);
       if (r.code === 0 || /could not find|does not exist/.test(r.err)) return;

@@ -155,6 +155,10 @@ export const proxmoxVmBackend: Backend = {
     return st;
   },
 
+  async snapshotHooks() {
+    throw new NexcageError("unsupported", "proxmox-vm: a VM's disks are not snapshotted by this build (qm snapshot is not wired up); snapshots cover containers");
+  },
+
   pids: (_ctx, rec) => (rec.pid > 0 ? [rec.pid] : []),
   stats: (_ctx, rec) => cgroupStats(rec.pid),
 };

@@ -1,0 +1,26 @@
+// The libzfs_core binding (src/native/zfs.ts) loads here and reports why it cannot work: this VM has
+// Debian's libzfs_core but no ZFS kernel module (no /dev/zfs), so libzfs_core_init() fails with ENOENT and
+// every ZFS operation takes the zfs CLI path. Where /dev/zfs exists the binding initialises instead.
+import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { lzcCreate, lzcSnapshot, zfsCoreProblem } from "../../src/native/zfs.ts";
+
+const haveLib = existsSync("/usr/lib/x86_64-linux-gnu/libzfs_core.so.3");
+
+describe("libzfs_core over bun:ffi", () => {
+  test.skipIf(!haveLib)("loads, and says why it cannot initialise here (skipped only without libzfs4linux)", () => {
+    const problem = zfsCoreProblem();
+    if (existsSync("/dev/zfs")) {
+      expect(problem).toBeUndefined();
+    } else {
+      expect(problem).toBe("libzfs_core_init() failed with errno 2 (ENOENT: no /dev/zfs, the ZFS kernel module is not loaded)");
+      // nothing may be called on an uninitialised library
+      expect(() => lzcCreate("pool/x", {})).toThrow("libzfs_core is not initialised");
+      expect(() => lzcSnapshot("pool/x@s")).toThrow("libzfs_core is not initialised");
+    }
+  });
+
+  test.skipIf(haveLib)("without the library the problem names the package (skipped: libzfs4linux is installed)", () => {
+    expect(zfsCoreProblem()).toContain("apt-get install libzfs4linux");
+  });
+});
