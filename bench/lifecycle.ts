@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { parseConfig } from "../src/core/config.ts";
 import { Runtime } from "../src/runtime.ts";
 import { makeBundle } from "../test/fixtures/busybox.ts";
+import { median, timed } from "./lib.ts";
 
 const { values } = parseArgs({
   options: {
@@ -52,19 +53,9 @@ function sh(argv: string[]): number {
   return ms;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 // the same engine in-process, as a `#!/usr/bin/env bun` ops script drives it: no process start per verb
 const sdk = new Runtime({ root: `${work}/sdk`, config: parseConfig({ defaultBackend: "crun" }, "bench") });
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
 
 type Row = { create: number[]; start: number[]; kill: number[]; delete: number[]; total: number[]; state: number[] };
 const SDK = "nexcage SDK (crun)";

@@ -16,6 +16,7 @@ import { parseConfig } from "../src/core/config.ts";
 import { Runtime } from "../src/runtime.ts";
 import { ensureRootfs, makeBundle } from "../test/fixtures/busybox.ts";
 import { pveDouble } from "../test/e2e/helpers.ts";
+import { median, timed } from "./lib.ts";
 
 const { values } = parseArgs({
   options: {
@@ -37,16 +38,6 @@ function sh(argv: string[]): number {
   if (r.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${r.exitCode}): ${readFileSync(errFile, "utf8")}`);
   return ms;
 }
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 type Row = { lifecycle: number[]; exec: number[] };
 const rows = new Map<string, Row>();

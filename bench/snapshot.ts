@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { driverFor, type SnapshotDriver } from "../src/snapshot/drivers.ts";
 import { buildManifest, verifyTree } from "../src/snapshot/manifest.ts";
+import { median, timed } from "./lib.ts";
 
 const { values } = parseArgs({ options: { iterations: { type: "string", default: "5" }, sizes: { type: "string", default: "10,100,1000" } } });
 const N = Number(values.iterations);
@@ -28,16 +29,6 @@ function sh(cmd: string): number {
   if (r.exitCode !== 0) throw new Error(`${cmd}: ${r.stderr.toString()}`);
   return performance.now() - t0;
 }
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 /** ~mb MB: 60% in files of 1-64 KiB, 40% in 4 big files; content pseudo-random per file */
 function generate(dir: string, mb: number): { files: number; bytes: number } {

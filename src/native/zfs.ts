@@ -71,18 +71,24 @@ export function lzcExists(name: string): boolean {
   return lib.core.symbols.lzc_exists(ptr(n)) !== 0;
 }
 
-/** lzc_snapshot of one "fs@snap" (atomic); 0 or errno */
-export function lzcSnapshot(name: string): number {
+/** call fn with an nvlist naming one "fs@snap" (how lzc_snapshot and lzc_destroy_snaps take snapshots) */
+function withSnapList(name: string, fn: (l: NonNullable<typeof lib>, snaps: Pointer, errlist: Pointer) => number): number {
   if (!lib) throw new Error("libzfs_core is not initialised");
-  const snaps = lib.nv.symbols.fnvlist_alloc() as Pointer;
+  const l = lib;
+  const snaps = l.nv.symbols.fnvlist_alloc() as Pointer;
   try {
     const n = cs(name);
-    lib.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
+    l.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
     const errlist = new BigUint64Array(1);
-    return lib.core.symbols.lzc_snapshot(snaps, null, ptr(errlist));
+    return fn(l, snaps, ptr(errlist));
   } finally {
-    lib.nv.symbols.fnvlist_free(snaps);
+    l.nv.symbols.fnvlist_free(snaps);
   }
+}
+
+/** lzc_snapshot of one "fs@snap" (atomic); 0 or errno */
+export function lzcSnapshot(name: string): number {
+  return withSnapList(name, (l, snaps, errlist) => l.core.symbols.lzc_snapshot(snaps, null, errlist));
 }
 
 /** lzc_clone: a filesystem from a snapshot (mounts nothing); 0 or errno */
@@ -101,14 +107,5 @@ export function lzcRollbackTo(fs: string, snap: string): number {
 
 /** lzc_destroy_snaps of one "fs@snap" (EEXIST if cloned, EBUSY if held); 0 or errno */
 export function lzcDestroySnap(name: string): number {
-  if (!lib) throw new Error("libzfs_core is not initialised");
-  const snaps = lib.nv.symbols.fnvlist_alloc() as Pointer;
-  try {
-    const n = cs(name);
-    lib.nv.symbols.fnvlist_add_boolean(snaps, ptr(n));
-    const errlist = new BigUint64Array(1);
-    return lib.core.symbols.lzc_destroy_snaps(snaps, 0, ptr(errlist));
-  } finally {
-    lib.nv.symbols.fnvlist_free(snaps);
-  }
+  return withSnapList(name, (l, snaps, errlist) => l.core.symbols.lzc_destroy_snaps(snaps, 0, errlist));
 }

@@ -73,6 +73,24 @@ export function mountOf(path: string): Mount | undefined {
   return best;
 }
 
+/** a snapshot made readable at a temporary mount point, gone again on close() */
+async function tempView(what: string, mount: (mp: string) => Promise<unknown>, unmount: (mp: string) => Promise<void>) {
+  const mp = mkdtempSync(`/tmp/nexcage-${what}-view-`);
+  try {
+    await mount(mp);
+  } catch (e) {
+    rmSync(mp, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    path: mp,
+    close: async () => {
+      await unmount(mp);
+      rmSync(mp, { recursive: true, force: true });
+    },
+  };
+}
+
 /** swap dir `fresh` in at `target`, keeping the old tree until the swap succeeded; returns the old path */
 function swapIn(target: string, fresh: string): string {
   const old = `${target}.nexcage-old-${process.pid}`;
@@ -197,15 +215,13 @@ class ZfsDriver implements SnapshotDriver {
   /** snapshots are not mounted (and zfs-fuse has no .zfs dir): a temporary clone is */
   async view(ref: string) {
     const clone = `${this.dataset}-nexcage-view-${process.pid}-${Date.now()}`;
-    const mp = mkdtempSync("/tmp/nexcage-zfs-view-");
-    await must(["zfs", "clone", "-o", `mountpoint=${mp}`, "-o", "readonly=on", ref, clone], "zfs clone for reading");
-    return {
-      path: mp,
-      close: async () => {
+    return tempView(
+      "zfs",
+      (mp) => must(["zfs", "clone", "-o", `mountpoint=${mp}`, "-o", "readonly=on", ref, clone], "zfs clone for reading"),
+      async () => {
         for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
-        rmSync(mp, { recursive: true, force: true });
       },
-    };
+    );
   }
   async adopt(): Promise<string> {
     throw cannotAdopt("zfs");
@@ -272,15 +288,11 @@ class OverlayDriver implements SnapshotDriver {
   }
   /** the snapshot's view: its layer over the (unchanged) lower layers, mounted read-only */
   async view(ref: string) {
-    const mp = mkdtempSync("/tmp/nexcage-overlay-view-");
-    await must(["mount", "-t", "overlay", "overlay", "-o", `ro,lowerdir=${ref}/upper:${this.opt("lowerdir")}`, mp], "overlay view");
-    return {
-      path: mp,
-      close: async () => {
-        await sh(["umount", mp]);
-        rmSync(mp, { recursive: true, force: true });
-      },
-    };
+    return tempView(
+      "overlay",
+      (mp) => must(["mount", "-t", "overlay", "overlay", "-o", `ro,lowerdir=${ref}/upper:${this.opt("lowerdir")}`, mp], "overlay view"),
+      async (mp) => void (await sh(["umount", mp])),
+    );
   }
   async adopt(): Promise<string> {
     throw cannotAdopt("overlay");
