@@ -14,6 +14,13 @@ import { NexcageError } from "../core/errors.ts";
 
 export type DriverKind = "zfs" | "btrfs" | "overlay" | "dir" | "pct";
 
+/** what only the zfs driver does: send and receive streams */
+export interface ZfsStreams {
+  send(ref: string, parent: string | undefined, out: string): Promise<void>;
+  receive(stream: string, snapName: string, importName: string, parentRef?: string): Promise<{ ref: string; undo: () => Promise<void> }>;
+}
+export const isZfs = (d: SnapshotDriver): d is SnapshotDriver & ZfsStreams => d.kind === "zfs" && "send" in d;
+
 export interface SnapshotDriver {
   readonly kind: DriverKind;
   /** what a snapshot by this driver guarantees, for `snapshot list` and the README */
@@ -159,8 +166,11 @@ class BtrfsDriver implements SnapshotDriver {
 
 class ZfsDriver implements SnapshotDriver {
   readonly kind = "zfs";
-  readonly guarantees = "atomic, instant snapshot of the dataset; restore rolls back to the latest snapshot only";
-  constructor(private readonly dataset: string) {}
+  readonly guarantees = "atomic, instant snapshot of the dataset; restore rolls back to the latest snapshot, or mounts a clone of an older or imported one in the dataset's place";
+  constructor(
+    private readonly dataset: string,
+    private readonly rootfs: string,
+  ) {}
   async create(name: string): Promise<string> {
     const ref = `${this.dataset}@${name}`;
     const { zfsCoreProblem, lzcSnapshot } = await import("../native/zfs.ts");
@@ -173,10 +183,11 @@ class ZfsDriver implements SnapshotDriver {
     return ref;
   }
   async prepareRestore(ref: string) {
-    // a rollback is atomic; what can make it fail is known before anything stops
-    const snaps = (await must(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "createtxg", "-d", "1", this.dataset], "zfs list")).trim().split("\n");
+    const refDs = ref.split("@")[0] as string;
+    const snaps = (await must(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "createtxg", "-d", "1", refDs], "zfs list")).trim().split("\n");
     if (!snaps.includes(ref)) throw failure(`zfs restore: snapshot ${ref} is gone`);
-    if (snaps.at(-1) !== ref) throw new NexcageError("badState", `zfs rolls back to the latest snapshot only: delete the snapshots after ${ref.split("@")[1]} first`);
+    // the latest snapshot of the live dataset: a rollback, atomic
+    if (refDs !== this.dataset || snaps.at(-1) !== ref) return this.cloneSwap(ref);
     return {
       abort: async () => {},
       commit: async () => {
@@ -191,7 +202,64 @@ class ZfsDriver implements SnapshotDriver {
       },
     };
   }
+  /**
+   * Any other snapshot (older, or imported onto another dataset): a clone of it, made while the container
+   * runs, takes the dataset's mountpoint once it is stopped. The old dataset keeps its snapshots; the clone
+   * depends on its origin, which therefore cannot be deleted while the container runs on it.
+   */
+  private async cloneSwap(ref: string) {
+    const clone = `${this.dataset.replace(/-r[0-9a-z]+$/, "")}-r${Date.now().toString(36)}`;
+    await must(["zfs", "clone", "-o", "mountpoint=none", ref, clone], "zfs restore (clone)");
+    const abort = async () => {
+      for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
+    };
+    return {
+      abort,
+      commit: async () => {
+        await must(["zfs", "set", "mountpoint=none", this.dataset], "zfs restore (unmount)");
+        const m = await sh(["zfs", "set", `mountpoint=${this.rootfs}`, clone]);
+        if (m.code !== 0) {
+          await sh(["zfs", "set", `mountpoint=${this.rootfs}`, this.dataset]);
+          await abort();
+          throw failure(`zfs restore (mount): ${m.err.trim()}`);
+        }
+      },
+    };
+  }
+
+  /** `zfs send` of a snapshot (incremental from parent, which must be on the same dataset) into a file */
+  async send(ref: string, parent: string | undefined, out: string): Promise<void> {
+    if (parent && parent.split("@")[0] !== ref.split("@")[0]) throw new NexcageError("badState", `an incremental zfs stream needs ${parent} and ${ref} on one dataset`);
+    await must(["sh", "-c", `zfs send ${parent ? `-i '${parent}' ` : ""}'${ref}' > '${out}'`], "zfs send");
+  }
+
+  /**
+   * `zfs receive` of a stream as a snapshot of this container: a full stream into a new dataset next to the
+   * container's (a received dataset cannot share the live one), an incremental one onto the dataset that holds
+   * its parent. Returns the received snapshot's ref; undo() removes it again.
+   */
+  async receive(stream: string, snapName: string, importName: string, parentRef?: string): Promise<{ ref: string; undo: () => Promise<void> }> {
+    const target = parentRef ? (parentRef.split("@")[0] as string) : `${this.dataset.replace(/-r[0-9a-z]+$/, "")}-import-${importName}`;
+    if (parentRef && target === this.dataset) throw new NexcageError("badState", `the parent ${parentRef} is a snapshot of the live rootfs, which a zfs stream cannot be received onto: import the full stream`);
+    const r = await sh(["sh", "-c", `zfs receive '${target}' < '${stream}'`]);
+    if (r.code !== 0) throw failure(`zfs receive: ${r.err.trim()}`);
+    if (!parentRef) await sh(["zfs", "set", "mountpoint=none", target]);
+    const ref = `${target}@${snapName}`;
+    return { ref, undo: async () => void (await sh(["zfs", "destroy", "-r", parentRef ? ref : target])) };
+  }
+
   async delete(ref: string): Promise<void> {
+    await this.deleteSnap(ref);
+    // a dataset left behind by a restore or an import goes with its last snapshot
+    const ds = ref.split("@")[0] as string;
+    if (ds !== this.dataset) {
+      const left = await sh(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds]);
+      const mp = await sh(["zfs", "get", "-H", "-o", "value", "mountpoint", ds]);
+      if (left.code === 0 && !left.out.trim() && mp.out.trim() === "none") await sh(["zfs", "destroy", ds]);
+    }
+  }
+
+  private async deleteSnap(ref: string): Promise<void> {
     const { zfsCoreProblem, lzcDestroySnap } = await import("../native/zfs.ts");
     if (!zfsCoreProblem()) {
       const rc = lzcDestroySnap(ref);
@@ -375,7 +443,7 @@ export async function driverFor(rootfs: string, kind?: DriverKind): Promise<Snap
   if ((!kind || kind === "btrfs") && m?.fstype === "btrfs" && statSync(rootfs).ino === 256) return new BtrfsDriver(rootfs);
   if (!kind || kind === "zfs") {
     const ds = await zfsDatasetAt(rootfs);
-    if (ds) return new ZfsDriver(ds);
+    if (ds) return new ZfsDriver(ds, rootfs);
   }
   if (!kind || kind === "dir") return new DirDriver(rootfs);
   throw failure(`the snapshot was taken by the ${kind} driver, but ${rootfs} is no longer on ${kind}`);

@@ -8,7 +8,7 @@ import { NexcageError } from "../core/errors.ts";
 import { validateId } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import type { Runtime } from "../runtime.ts";
-import { driverFor, snapshotHome, type DriverKind, type SnapshotDriver } from "./drivers.ts";
+import { driverFor, isZfs, snapshotHome, type DriverKind, type SnapshotDriver } from "./drivers.ts";
 import { buildManifest, compare, scan, type Difference, type Manifest } from "./manifest.ts";
 
 export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
@@ -261,6 +261,41 @@ export class Snapshots {
     });
   }
 
+  /** a zfs send stream: received next to the container's dataset (onto its parent's dataset when incremental),
+   *  read back through a clone and checked against the manifest; removed again when anything differs */
+  private async importZfs(id: string, t: Target, name: string, meta: SnapshotMeta & { exportParent?: string }, stream: string): Promise<SnapshotMeta> {
+    const driver = await t.driver();
+    if (!isZfs(driver)) throw new NexcageError("unsupported", `import: this export is a zfs send stream, and the rootfs of ${id} is not a ZFS dataset`);
+    let parentRef: string | undefined;
+    if (meta.exportParent) {
+      const parent = this.list(id, t.home).find((s) => s.name === meta.exportParent);
+      if (!parent) throw new NexcageError("notFound", `import: the export is incremental on snapshot ${meta.exportParent}, which ${id} does not have: import that first`);
+      parentRef = parent.ref;
+    }
+    const got = await driver.receive(stream, meta.ref.split("@")[1] as string, name, parentRef);
+    try {
+      const view = await driver.view(got.ref);
+      let diffs: Difference[];
+      try {
+        const { verifyTree } = await import("./manifest.ts");
+        diffs = await verifyTree(view.path, meta.manifest);
+      } finally {
+        await view.close();
+      }
+      if (diffs.length) throw new NexcageError("integrity", `import: the stream does not match its manifest (${diffs.length} differences, first: ${diffs[0]?.path}: ${diffs[0]?.what}); nothing imported`);
+    } catch (e) {
+      await got.undo();
+      throw e;
+    }
+    const { exportParent: _p, zfsStream: _z, ...rest } = meta as SnapshotMeta & { exportParent?: string; zfsStream?: boolean };
+    const kept: SnapshotMeta = { ...rest, name, container: id, driver: "zfs", ref: got.ref, created: new Date().toISOString() };
+    const last = this.list(id, t.home).at(-1);
+    if (last) kept.parent = last.name;
+    else delete kept.parent;
+    this.save(t.home, kept);
+    return kept;
+  }
+
   /** apply a retention policy; a snapshot something depends on stays, with the reason */
   async prune(id: string, p: { keepLast?: number | undefined; maxAge?: string | undefined; dryRun?: boolean }): Promise<{ deleted: string[]; kept: { name: string; why: string }[] }> {
     const t = await this.container(id);
@@ -301,6 +336,15 @@ export class Snapshots {
       };
       const paths = meta.manifest.entries.filter((e) => !same(e)).map((e) => (e.path ? `./${e.path}` : "."));
       writeFileSync(`${tmp}/list`, paths.map((p) => `${p}\0`).join(""));
+      // zfs snapshots travel as a zfs send stream (incremental with -i), everything else as the tree
+      if (isZfs(driver)) {
+        await driver.send(meta.ref, parent?.ref, `${tmp}/zfs.stream`);
+        writeFileSync(`${tmp}/nexcage-snapshot.json`, JSON.stringify({ ...meta, zfsStream: true, ...(parent ? { exportParent: parent.name } : {}) }));
+        const z = Bun.spawn(["tar", "-cf", opts.output ?? "-", "-C", tmp, "nexcage-snapshot.json", "zfs.stream"], { stdin: "ignore", stdout: opts.output ? "ignore" : "inherit", stderr: "pipe" });
+        const [zerr, zcode] = await Promise.all([new Response(z.stderr).text(), z.exited]);
+        if (zcode !== 0) throw new NexcageError("failure", `export: tar failed: ${zerr.trim()}`);
+        return;
+      }
       writeFileSync(`${tmp}/nexcage-snapshot.json`, JSON.stringify({ ...meta, ...(parent ? { exportParent: parent.name } : {}) }));
       const argv = ["tar", "--numeric-owner", "-cf", opts.output ?? "-", "-C", tmp, "nexcage-snapshot.json", "-C", view.path, "--no-recursion", "--transform", "s,^\\.,rootfs,", "--null", "--verbatim-files-from", "-T", `${tmp}/list`];
       const p = Bun.spawn(argv, { stdin: "ignore", stdout: opts.output ? "ignore" : "inherit", stderr: "pipe" });
@@ -329,12 +373,13 @@ export class Snapshots {
         const x = Bun.spawn(["tar", "--numeric-owner", "-xpf", input ?? "-", "-C", tmp], { stdin: input ? "ignore" : "inherit", stdout: "ignore", stderr: "pipe" });
         const [err, code] = await Promise.all([new Response(x.stderr).text(), x.exited]);
         if (code !== 0) throw new NexcageError("invalidSpec", `import: not a nexcage snapshot export: ${err.trim()}`);
-        let meta: SnapshotMeta & { exportParent?: string };
+        let meta: SnapshotMeta & { exportParent?: string; zfsStream?: boolean };
         try {
           meta = JSON.parse(readFileSync(`${tmp}/nexcage-snapshot.json`, "utf8"));
         } catch {
           throw new NexcageError("invalidSpec", "import: the stream has no nexcage-snapshot.json");
         }
+        if (meta.zfsStream) return await this.importZfs(id, t, name, meta, `${tmp}/zfs.stream`);
         let tree = `${tmp}/rootfs`;
         if (meta.exportParent) {
           const parent = this.list(id, t.home).find((s) => s.name === meta.exportParent);
@@ -360,7 +405,7 @@ export class Snapshots {
           throw new NexcageError("integrity", `import: the stream does not match its manifest (${diffs.length} differences, first: ${diffs[0]?.path}: ${diffs[0]?.what}); nothing imported`);
         }
         const ref = await driver.adopt(name, tree);
-        const { exportParent: _p, ...rest } = meta;
+        const { exportParent: _p, zfsStream: _z, ...rest } = meta;
         const kept: SnapshotMeta = { ...rest, name, container: id, driver: driver.kind, ref, created: new Date().toISOString() };
         const parent = this.list(id, t.home).at(-1);
         if (parent) kept.parent = parent.name;

@@ -8,6 +8,8 @@ import { ExitCode } from "../../src/core/errors.ts";
 import { makeBundle, ociArchive, rootfsTar } from "../fixtures/busybox.ts";
 import { BIN, hostSetup, runtimeFor } from "./helpers.ts";
 
+// this run's own pool: zfs-fuse can keep a pool "busy" for a while after its last use
+const PVEPOOL = `nxpve${process.pid}`;
 const have = (cmd: string) => Bun.spawnSync(["sh", "-c", `command -v ${cmd}`]).exitCode === 0;
 const sh = (cmd: string) => Bun.spawnSync(["sh", "-c", cmd], { stdout: "pipe", stderr: "pipe" });
 
@@ -191,7 +193,7 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
     afterAll(async () => {
       sh(`umount -l ${join(rt.dir, "btrfs")} 2>/dev/null`);
       // zfs-fuse may call the pool busy for a moment after its last dataset went
-      for (let i = 0; i < 30 && sh("zpool list nxpve").exitCode === 0 && sh("zpool destroy -f nxpve").exitCode !== 0; i++) await Bun.sleep(200);
+      for (let i = 0; i < 30 && sh(`zpool list ${PVEPOOL}`).exitCode === 0 && sh(`timeout 10 zpool destroy -f ${PVEPOOL}`).exitCode !== 0; i++) await Bun.sleep(200);
     }, 30_000);
 
     test("btrfs (a loop-mounted filesystem): the root volume is a subvolume", () => {
@@ -236,18 +238,18 @@ describe.skipIf(!have("lxc-start"))("proxmox-lxc on the PVE double (skipped only
         for (let i = 0; i < 50 && sh("zpool list").exitCode !== 0; i++) await Bun.sleep(100);
       }
       const img = join(rt.dir, "zpool.img");
-      sh("zpool destroy -f nxpve"); // a crashed earlier run's
-      const made = sh(`truncate -s 256M ${img} && zpool create -f -m /nxpve nxpve ${img}`);
+      
+      const made = sh(`truncate -s 256M ${img} && zpool create -f -m /${PVEPOOL} ${PVEPOOL} ${img}`);
       expect({ code: made.exitCode, err: made.stderr.toString().replace(/^Defaulting to .*\n/m, "") }).toEqual({ code: 0, err: "" });
-      appendFileSync(storageCfg(), `zfspool: local-zfs\n\tpool nxpve\n\tcontent rootdir,images\n\n`);
+      appendFileSync(storageCfg(), `zfspool: local-zfs\n\tpool ${PVEPOOL}\n\tcontent rootdir,images\n\n`);
       const b = bundle({ annotations: { "org.nexcage.proxmox.rootfs": "local-zfs:1" } });
       expect(create("on-zfs", b.dir).stderr).toBe("");
-      expect(sh("zfs get -H -o value refquota nxpve/subvol-100-disk-0").stdout.toString().trim()).toBe("1G");
+      expect(sh(`zfs get -H -o value refquota ${PVEPOOL}/subvol-100-disk-0`).stdout.toString().trim()).toBe("1G");
       expect(readFileSync(join(pve.root, "etc/pve/nodes/pve/lxc/100.conf"), "utf8")).toContain("rootfs: local-zfs:subvol-100-disk-0,size=1G");
       expect(nx(["start", "on-zfs"]).code).toBe(0);
       expect(nx(["exec", "on-zfs", "test", "-x", "/bin/busybox"]).code).toBe(0);
       expect(nx(["delete", "--force", "on-zfs"]).code).toBe(0);
-      expect(sh("zfs list -H nxpve/subvol-100-disk-0").exitCode).not.toBe(0);
+      expect(sh(`zfs list -H ${PVEPOOL}/subvol-100-disk-0`).exitCode).not.toBe(0);
       clean("on-zfs");
     });
   });

@@ -16,6 +16,9 @@ const sh = (cmd: string) => {
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() };
 };
 const work = mkdtempSync(join(tmpdir(), "nexcage-snap-"));
+// pool names of this run only: zfs-fuse can keep a pool "busy" for a while after its last use
+const POOL = `nxsnap${process.pid}`;
+const DEP = `nxdep${process.pid}`;
 
 /** a bundle whose rootfs lives on the driver's filesystem; returns its dir and a cleanup */
 type Setup = () => Promise<{ bundle: string; cleanup: () => void }>;
@@ -69,16 +72,16 @@ const setups: Record<string, { available: boolean; setup: Setup }> = {
         Bun.spawn(["zfs-fuse", "--no-daemon"], { stdio: ["ignore", "ignore", "ignore"] }).unref();
         for (let i = 0; i < 50 && sh("zpool list").code !== 0; i++) await Bun.sleep(100);
       }
-      sh("zpool destroy -f nxsnap");
+      sh(`zpool destroy -f ${POOL}`);
       const img = join(work, "zpool.img");
-      expect(sh(`truncate -s 256M ${img} && zpool create -f -m /nxsnap nxsnap ${img}`).code).toBe(0);
+      expect(sh(`truncate -s 256M ${img} && zpool create -f -m /${POOL} ${POOL} ${img}`).code).toBe(0);
       const dir = join(work, "zfs-bundle");
       mkdirSync(dir);
-      expect(sh(`zfs create -o mountpoint=${dir}/rootfs nxsnap/ct && cp -a ${ensureRootfs()}/. ${dir}/rootfs/`).code).toBe(0);
+      expect(sh(`zfs create -o mountpoint=${dir}/rootfs ${POOL}/ct && cp -a ${ensureRootfs()}/. ${dir}/rootfs/`).code).toBe(0);
       return {
         bundle: bundleAt(dir),
         cleanup: () => {
-          for (let i = 0; i < 30 && sh("zpool destroy -f nxsnap").code !== 0; i++) Bun.sleepSync(200);
+          for (let i = 0; i < 30 && sh(`timeout 10 zpool destroy -f ${POOL}`).code !== 0; i++) Bun.sleepSync(200);
         },
       };
     },
@@ -136,22 +139,14 @@ describe.each(Object.keys(setups))("snapshots on %s", (kind) => {
   });
 
   test.skipIf(!s.available)("restore of a running container is refused without --force, and changes nothing", () => {
-    const target = kind === "zfs" ? "second" : "first"; // zfs rolls back to the latest only
-    const r = snap("restore", id, target);
+    const r = snap("restore", id, "first");
     expect(r.code).toBe(ExitCode.badState);
     expect(r.stderr).toContain("restore needs it stopped (or --force");
     expect(exec("cat /root/data").stdout).toBe("v2\n");
   });
 
   test.skipIf(!s.available)("restore --force --verify: stopped, restored, restarted, and proven equal to the manifest", () => {
-    if (kind === "zfs") {
-      // only the latest: going back to `first` needs `second` gone, and zfs says so before stopping anything
-      const r = snap("restore", id, "first", "--force");
-      expect(r.code).toBe(ExitCode.badState);
-      expect(r.stderr).toContain("latest snapshot only");
-      expect(status()).toBe("running");
-      expect(snap("delete", id, "second").code).toBe(0);
-    }
+    // zfs: `first` is not the latest, so its clone takes the dataset's place instead of a rollback
     expect(exec("echo v3 > /root/data").code).toBe(0);
     const r = snap("restore", id, "first", "--force", "--verify");
     expect(r.stderr).toBe("");
@@ -169,12 +164,19 @@ describe.each(Object.keys(setups))("snapshots on %s", (kind) => {
     expect(readFileSync(`${bundle}/rootfs/root/data`, "utf8")).toBe("v1\n");
     expect(snap("create", id, "third").code).toBe(0);
     const dry = snap("prune", id, "--keep-last", "1", "--dry-run");
-    expect(dry.stdout).toContain("would delete first\n");
+    expect(dry.stdout).toContain(kind === "zfs" ? "would delete second\n" : "would delete first\n");
     expect(JSON.parse(snap("list", id, "--format", "json").stdout).length).toBeGreaterThan(1);
-    expect(snap("prune", id, "--keep-last", "1").code).toBe(0);
-    expect(JSON.parse(snap("list", id, "--format", "json").stdout).map((x: { name: string }) => x.name)).toEqual(["third"]);
+    const pruned = snap("prune", id, "--keep-last", "1");
+    expect(pruned.code).toBe(0);
+    const left = () => JSON.parse(snap("list", id, "--format", "json").stdout).map((x: { name: string }) => x.name);
+    if (kind === "zfs") {
+      // the rootfs now runs on clones of `first`: it stays, and prune says why
+      expect(pruned.stdout).toMatch(new RegExp(`kept first: in use by zfs clone ${POOL}/ct-r\\w+`));
+      expect(left()).toEqual(["first", "third"]);
+    } else {
+      expect(left()).toEqual(["third"]);
+    }
     expect(snap("delete", id, "third").code).toBe(0);
-    expect(snap("list", id, "--format", "json").stdout).toBe("[]\n");
     expect(nx(["delete", id]).code).toBe(0);
   });
 });
@@ -277,30 +279,61 @@ describe("integrity, dependencies and failures", () => {
     expect(snap("prune", id).stderr).toContain("prune needs --keep-last");
   });
 
-  test.skipIf(!have("zfs-fuse"))("zfs: a snapshot with a clone is never deleted; prune keeps it and says why (skipped only without zfs-fuse)", async () => {
+  test.skipIf(!have("zfs-fuse"))("zfs: a snapshot with a clone is never deleted, prune keeps it and says why; zfs send streams, full and incremental, verified on import (skipped only without zfs-fuse)", async () => {
     if (sh("zpool list").code !== 0) {
       Bun.spawn(["zfs-fuse", "--no-daemon"], { stdio: ["ignore", "ignore", "ignore"] }).unref();
       for (let i = 0; i < 50 && sh("zpool list").code !== 0; i++) await Bun.sleep(100);
     }
-    sh("zpool destroy -f nxdep");
+    sh(`zpool destroy -f ${DEP}`);
     const img = join(work, "dep.img");
-    expect(sh(`truncate -s 128M ${img} && zpool create -f -m /nxdep nxdep ${img}`).code).toBe(0);
+    expect(sh(`truncate -s 128M ${img} && zpool create -f -m /${DEP} ${DEP} ${img}`).code).toBe(0);
     const zdir = join(work, "zdep");
     mkdirSync(zdir);
-    expect(sh(`zfs create -o mountpoint=${zdir}/rootfs nxdep/ct && cp -a ${ensureRootfs()}/. ${zdir}/rootfs/`).code).toBe(0);
+    expect(sh(`zfs create -o mountpoint=${zdir}/rootfs ${DEP}/ct && cp -a ${ensureRootfs()}/. ${zdir}/rootfs/`).code).toBe(0);
     bundleAt(zdir);
     expect(Bun.spawnSync([...rt.argv, "create", "--bundle", zdir, "zdep"], { stdout: "ignore", stderr: "inherit" }).exitCode).toBe(0);
     try {
       expect(snap("create", "zdep", "held").code).toBe(0);
-      expect(sh("zfs clone nxdep/ct@held nxdep/clone").code).toBe(0);
+      expect(sh(`zfs clone ${DEP}/ct@held ${DEP}/clone`).code).toBe(0);
       const del = snap("delete", "zdep", "held");
       expect(del.code).toBe(ExitCode.badState);
-      expect(del.stderr).toContain("in use by zfs clone nxdep/clone");
-      expect(snap("prune", "zdep", "--keep-last", "0").stdout).toBe("kept held: in use by zfs clone nxdep/clone\n");
-      expect(sh("zfs list -t snapshot -H -o name").out).toContain("nxdep/ct@held");
+      expect(del.stderr).toContain(`in use by zfs clone ${DEP}/clone`);
+      expect(snap("prune", "zdep", "--keep-last", "0").stdout).toBe(`kept held: in use by zfs clone ${DEP}/clone\n`);
+      expect(sh("zfs list -t snapshot -H -o name").out).toContain(`${DEP}/ct@held`);
+
+      // export as zfs send streams (full, then incremental) into a second zfs container; verified on import
+      const ddir = join(work, "zdst");
+      mkdirSync(ddir);
+      expect(sh(`zfs create -o mountpoint=${ddir}/rootfs ${DEP}/dst && cp -a ${ensureRootfs()}/. ${ddir}/rootfs/`).code).toBe(0);
+      bundleAt(ddir);
+      expect(Bun.spawnSync([...rt.argv, "create", "--bundle", ddir, "zdst"], { stdout: "ignore", stderr: "inherit" }).exitCode).toBe(0);
+      writeFileSync(join(zdir, "rootfs/root/later"), "later\n");
+      expect(snap("create", "zdep", "later").code).toBe(0);
+      const full = join(work, "held.zsnap");
+      const inc = join(work, "later.zsnap");
+      expect(snap("export", "zdep", "held", "-o", full).code).toBe(0);
+      expect(snap("export", "zdep", "later", "--parent", "held", "-o", inc).code).toBe(0);
+      expect(sh(`tar -tf ${inc}`).out).toBe("nexcage-snapshot.json\nzfs.stream\n");
+      expect(snap("import", "zdst", "held", "-i", full).stderr).toBe("");
+      const imp = snap("import", "zdst", "later", "-i", inc);
+      expect(imp.stderr).toBe("");
+      expect(sh("zfs list -t snapshot -H -o name").out).toContain(`${DEP}/dst-import-held@later`);
+      expect(snap("verify", "zdst", "later").code).toBe(0);
+      expect(snap("restore", "zdst", "later", "--force").stderr).toBe(""); // created counts as live: --force
+      expect(readFileSync(join(ddir, "rootfs/root/later"), "utf8")).toBe("later\n");
+      // a stream whose bytes were changed is refused, and nothing of it stays
+      const bad = join(work, "bad.zsnap");
+      const t2 = join(work, "badz");
+      mkdirSync(t2);
+      expect(sh(`tar -xf ${full} -C ${t2} && printf 'XXXXXXXX' | dd of=${t2}/zfs.stream bs=1 seek=4000 conv=notrunc 2>/dev/null && tar -cf ${bad} -C ${t2} nexcage-snapshot.json zfs.stream`).code).toBe(0);
+      const refused = snap("import", "zdst", "tampered", "-i", bad);
+      expect(refused.code).not.toBe(0);
+      expect(sh("zfs list -H -o name").out).not.toContain("import-tampered");
+      nx(["delete", "--force", "zdst"]);
     } finally {
       nx(["delete", "--force", "zdep"]);
-      for (let i = 0; i < 30 && sh("zpool destroy -f nxdep").code !== 0; i++) await Bun.sleep(200);
+      nx(["delete", "--force", "zdst"]);
+      for (let i = 0; i < 30 && sh(`timeout 10 zpool destroy -f ${DEP}`).code !== 0; i++) await Bun.sleep(200);
     }
   });
 });
