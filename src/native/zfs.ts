@@ -16,6 +16,8 @@ function openCore() {
     lzc_clone: { args: [P, P, P], returns: i32 },
     lzc_rollback_to: { args: [P, P], returns: i32 },
     lzc_destroy_snaps: { args: [P, i32, P], returns: i32 },
+    lzc_send: { args: [P, P, i32, i32], returns: i32 },
+    lzc_receive: { args: [P, P, P, i32, i32, i32], returns: i32 },
   });
 }
 function openNv() {
@@ -108,4 +110,18 @@ export function lzcRollbackTo(fs: string, snap: string): number {
 /** lzc_destroy_snaps of one "fs@snap" (EEXIST if cloned, EBUSY if held); 0 or errno */
 export function lzcDestroySnap(name: string): number {
   return withSnapList(name, (l, snaps, errlist) => l.core.symbols.lzc_destroy_snaps(snaps, 0, errlist));
+}
+
+/** lzc_send: the stream of snap (incremental from `from` when given) to fd; 0 or errno */
+export function lzcSend(snap: string, from: string | undefined, fd: number): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const s = cs(snap), f = from ? cs(from) : null;
+  return lib.core.symbols.lzc_send(ptr(s), f ? ptr(f) : null, fd, 0);
+}
+
+/** lzc_receive: a stream from fd as snapshot `snap` (its filesystem is created for a full stream); 0 or errno */
+export function lzcReceive(snap: string, fd: number): number {
+  if (!lib) throw new Error("libzfs_core is not initialised");
+  const s = cs(snap);
+  return lib.core.symbols.lzc_receive(ptr(s), null, null, 0, 0, fd);
 }

@@ -209,7 +209,14 @@ class ZfsDriver implements SnapshotDriver {
    */
   private async cloneSwap(ref: string) {
     const clone = `${this.dataset.replace(/-r[0-9a-z]+$/, "")}-r${Date.now().toString(36)}`;
-    await must(["zfs", "clone", "-o", "mountpoint=none", ref, clone], "zfs restore (clone)");
+    const { zfsCoreProblem, lzcClone } = await import("../native/zfs.ts");
+    if (!zfsCoreProblem()) {
+      const rc = lzcClone(clone, ref);
+      if (rc !== 0) throw failure(`zfs: lzc_clone ${ref} failed with errno ${rc}`);
+      await must(["zfs", "set", "mountpoint=none", clone], "zfs restore (clone)");
+    } else {
+      await must(["zfs", "clone", "-o", "mountpoint=none", ref, clone], "zfs restore (clone)");
+    }
     const abort = async () => {
       for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
     };
@@ -230,6 +237,18 @@ class ZfsDriver implements SnapshotDriver {
   /** `zfs send` of a snapshot (incremental from parent, which must be on the same dataset) into a file */
   async send(ref: string, parent: string | undefined, out: string): Promise<void> {
     if (parent && parent.split("@")[0] !== ref.split("@")[0]) throw new NexcageError("badState", `an incremental zfs stream needs ${parent} and ${ref} on one dataset`);
+    const { zfsCoreProblem, lzcSend } = await import("../native/zfs.ts");
+    if (!zfsCoreProblem()) {
+      const { openSync, closeSync } = await import("node:fs");
+      const fd = openSync(out, "w", 0o600);
+      try {
+        const rc = lzcSend(ref, parent, fd);
+        if (rc !== 0) throw failure(`zfs: lzc_send ${ref} failed with errno ${rc}`);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
     await must(["sh", "-c", `zfs send ${parent ? `-i '${parent}' ` : ""}'${ref}' > '${out}'`], "zfs send");
   }
 
@@ -241,8 +260,20 @@ class ZfsDriver implements SnapshotDriver {
   async receive(stream: string, snapName: string, importName: string, parentRef?: string): Promise<{ ref: string; undo: () => Promise<void> }> {
     const target = parentRef ? (parentRef.split("@")[0] as string) : `${this.dataset.replace(/-r[0-9a-z]+$/, "")}-import-${importName}`;
     if (parentRef && target === this.dataset) throw new NexcageError("badState", `the parent ${parentRef} is a snapshot of the live rootfs, which a zfs stream cannot be received onto: import the full stream`);
-    const r = await sh(["sh", "-c", `zfs receive '${target}' < '${stream}'`]);
-    if (r.code !== 0) throw failure(`zfs receive: ${r.err.trim()}`);
+    const { zfsCoreProblem, lzcReceive } = await import("../native/zfs.ts");
+    if (!zfsCoreProblem()) {
+      const { openSync, closeSync } = await import("node:fs");
+      const fd = openSync(stream, "r");
+      try {
+        const rc = lzcReceive(`${target}@${snapName}`, fd);
+        if (rc !== 0) throw failure(`zfs: lzc_receive ${target}@${snapName} failed with errno ${rc}`);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      const r = await sh(["sh", "-c", `zfs receive '${target}' < '${stream}'`]);
+      if (r.code !== 0) throw failure(`zfs receive: ${r.err.trim()}`);
+    }
     if (!parentRef) await sh(["zfs", "set", "mountpoint=none", target]);
     const ref = `${target}@${snapName}`;
     return { ref, undo: async () => void (await sh(["zfs", "destroy", "-r", parentRef ? ref : target])) };

@@ -403,3 +403,29 @@ describe("checkpoint and restore", () => {
     expect(nx(["checkpoint", "--manage-cgroups-mode", "bogus", id]).code).toBe(ExitCode.usage);
   });
 });
+
+describe("progress on a terminal", () => {
+  const rt = runtimeFor("crun");
+  const dir = mkdtempSync(join(work, "prog-"));
+  cpSync(ensureRootfs(), join(dir, "rootfs"), { recursive: true, verbatimSymlinks: true });
+  const bundle = bundleAt(dir);
+  afterAll(() => {
+    rt.nx(["delete", "--force", "prog"]);
+    rmSync(rt.dir, { recursive: true, force: true });
+  });
+
+  test.skipIf(!have("script"))("hashing a large tree shows a progress line on a terminal and nothing otherwise (skipped only without util-linux script)", () => {
+    writeFileSync(join(dir, "rootfs/root/big"), Buffer.alloc(80 * 2 ** 20, 7)); // over the 64 MiB threshold
+    expect(Bun.spawnSync([...rt.argv, "create", "--bundle", bundle, "prog"], { stdout: "ignore", stderr: "inherit" }).exitCode).toBe(0);
+    expect(rt.nx(["snapshot", "create", "prog", "big"]).code).toBe(0);
+    const piped = rt.nx(["snapshot", "verify", "prog", "big"]);
+    expect(piped.stderr).toBe("");
+    expect(piped.stdout).not.toContain("hashing");
+    // under a pty (script(1)), stderr is a terminal
+    const cmd = [...rt.argv, "snapshot", "verify", "prog", "big"].map((a) => `'${a}'`).join(" ");
+    const tty = sh(`script -qec "${cmd}" /dev/null`);
+    expect(tty.code).toBe(0);
+    expect(tty.out).toMatch(/hashing: \d+% of 8\d MiB/);
+    expect(tty.out).toContain("every file matches its manifest");
+  });
+});

@@ -3,12 +3,12 @@
 // every ZFS operation takes the zfs CLI path. Where /dev/zfs exists the binding initialises instead.
 import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { lzcCreate, lzcSnapshot, zfsCoreProblem } from "../../src/native/zfs.ts";
+import { lzcClone, lzcCreate, lzcDestroySnap, lzcReceive, lzcRollbackTo, lzcSend, lzcSnapshot, zfsCoreProblem } from "../../src/native/zfs.ts";
 
 const haveLib = existsSync("/usr/lib/x86_64-linux-gnu/libzfs_core.so.3");
 
 describe("libzfs_core over bun:ffi", () => {
-  test.skipIf(!haveLib)("loads, and says why it cannot initialise here (skipped only without libzfs4linux)", () => {
+  test.skipIf(!haveLib)("loads (every bound symbol resolves), and says why it cannot initialise here (skipped only without libzfs4linux)", () => {
     const problem = zfsCoreProblem();
     if (existsSync("/dev/zfs")) {
       expect(problem).toBeUndefined();
@@ -17,6 +17,11 @@ describe("libzfs_core over bun:ffi", () => {
       // nothing may be called on an uninitialised library
       expect(() => lzcCreate("pool/x", {})).toThrow("libzfs_core is not initialised");
       expect(() => lzcSnapshot("pool/x@s")).toThrow("libzfs_core is not initialised");
+      expect(() => lzcClone("pool/y", "pool/x@s")).toThrow("libzfs_core is not initialised");
+      expect(() => lzcRollbackTo("pool/x", "pool/x@s")).toThrow("libzfs_core is not initialised");
+      expect(() => lzcDestroySnap("pool/x@s")).toThrow("libzfs_core is not initialised");
+      expect(() => lzcSend("pool/x@s", undefined, 1)).toThrow("libzfs_core is not initialised");
+      expect(() => lzcReceive("pool/x@s", 0)).toThrow("libzfs_core is not initialised");
     }
   });
 
