@@ -205,10 +205,7 @@ export class Runtime {
             noPivot: a.noPivot ?? false,
             noNewKeyring: a.noNewKeyring ?? false,
           });
-          rec.pid = made.pid;
-          if (made.waitPid) rec.data = { ...made.data, waitPid: made.waitPid };
-          else if (made.data) rec.data = made.data;
-          rec.pidStartTime = pidStartTime(rec.pid);
+          recordMade(rec, made);
           delete rec.creating;
           this.store.write(rec);
           if (a.pidFile) writePidFile(a.pidFile, made.waitPid ?? rec.pid);
@@ -447,10 +444,7 @@ export class Runtime {
     await this.locked(id, async ({ rec, backend, ctx, status }) => {
       if (status !== "stopped") throw new NexcageError("badState", `cannot relaunch container ${id}: it is ${status}`);
       if (!backend.relaunch) throw new NexcageError("unsupported", `the ${backend.name} backend cannot relaunch a container in place`);
-      const made = await backend.relaunch(ctx, rec);
-      rec.pid = made.pid;
-      rec.pidStartTime = pidStartTime(made.pid);
-      rec.data = { ...rec.data, ...made.data, ...(made.waitPid ? { waitPid: made.waitPid } : {}) };
+      recordMade(rec, await backend.relaunch(ctx, rec));
       this.store.write(rec);
     });
   }
@@ -465,6 +459,15 @@ export class Runtime {
   static parseResourcesText(text: string): unknown {
     return parseJsonText(text, "invalid resources");
   }
+}
+
+/** what a backend made, into the record: the init pid (its start time guards against pid reuse) and the
+ *  backend's data, with the pid to wait on where that is not the init */
+function recordMade(rec: ContainerRecord, made: CreateResult): void {
+  rec.pid = made.pid;
+  rec.pidStartTime = pidStartTime(made.pid);
+  const data = { ...rec.data, ...made.data, ...(made.waitPid ? { waitPid: made.waitPid } : {}) };
+  if (Object.keys(data).length) rec.data = data;
 }
 
 function mergeEnv(base: string[], extra: string[]): string[] {

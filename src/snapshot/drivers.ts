@@ -8,9 +8,10 @@
 //   dir      anything else: a copy of the tree (cp --reflink=auto: a reflink clone on btrfs/xfs, else bytes)
 // Snapshot data and metadata live next to the rootfs (`<parent>/.nexcage-snapshots/<rootfs name>/`), on the
 // same filesystem (which btrfs snapshots and reflinks need) and outliving /run.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname } from "node:path";
 import { NexcageError } from "../core/errors.ts";
+import { capture, must, tempView, zfsDestroy, zfsDestroyQuietly, zfsSnapshotView } from "../storage/tools.ts";
 
 export type DriverKind = "zfs" | "btrfs" | "overlay" | "dir" | "pct";
 
@@ -46,17 +47,6 @@ const cannotAdopt = (kind: string) => new NexcageError("unsupported", `importing
 
 const failure = (msg: string) => new NexcageError("storage", msg);
 
-async function sh(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, out, err };
-}
-async function must(argv: string[], what: string): Promise<string> {
-  const r = await sh(argv);
-  if (r.code !== 0) throw failure(`${what}: ${r.err.trim() || `${argv[0]} exit ${r.code}`}`);
-  return r.out;
-}
-
 /** where a rootfs's snapshots live */
 export const snapshotHome = (rootfs: string) => `${dirname(rootfs)}/.nexcage-snapshots/${basename(rootfs)}`;
 
@@ -78,24 +68,6 @@ export function mountOf(path: string): Mount | undefined {
     if ((path === mp || path.startsWith(mp === "/" ? "/" : `${mp}/`)) && (!best || mp.length >= best.mountPoint.length)) best = { mountPoint: mp, fstype, source, options };
   }
   return best;
-}
-
-/** a snapshot made readable at a temporary mount point, gone again on close() */
-async function tempView(what: string, mount: (mp: string) => Promise<unknown>, unmount: (mp: string) => Promise<void>) {
-  const mp = mkdtempSync(`/tmp/nexcage-${what}-view-`);
-  try {
-    await mount(mp);
-  } catch (e) {
-    rmSync(mp, { recursive: true, force: true });
-    throw e;
-  }
-  return {
-    path: mp,
-    close: async () => {
-      await unmount(mp);
-      rmSync(mp, { recursive: true, force: true });
-    },
-  };
 }
 
 /** swap dir `fresh` in at `target`, keeping the old tree until the swap succeeded; returns the old path */
@@ -126,7 +98,7 @@ class BtrfsDriver implements SnapshotDriver {
     if (!existsSync(ref)) throw failure(`btrfs restore: snapshot ${ref} is gone`);
     const fresh = `${this.rootfs}.nexcage-restore-${process.pid}`;
     await must(["btrfs", "subvolume", "snapshot", ref, fresh], "btrfs restore");
-    const abort = async () => void (await sh(["btrfs", "subvolume", "delete", fresh]));
+    const abort = async () => void (await capture(["btrfs", "subvolume", "delete", fresh]));
     return {
       abort,
       commit: async () => {
@@ -137,7 +109,7 @@ class BtrfsDriver implements SnapshotDriver {
           await abort();
           throw failure(`btrfs restore: ${(e as Error).message}`);
         }
-        await sh(["btrfs", "subvolume", "delete", old]);
+        await capture(["btrfs", "subvolume", "delete", old]);
       },
     };
   }
@@ -157,7 +129,7 @@ class BtrfsDriver implements SnapshotDriver {
       await must(["cp", "-a", "--reflink=auto", `${tree}/.`, dest], "btrfs import");
       await must(["btrfs", "property", "set", "-ts", dest, "ro", "true"], "btrfs import");
     } catch (e) {
-      await sh(["btrfs", "subvolume", "delete", dest]);
+      await capture(["btrfs", "subvolume", "delete", dest]);
       throw e;
     }
     return dest;
@@ -197,7 +169,7 @@ class ZfsDriver implements SnapshotDriver {
           if (rc !== 0) throw failure(`zfs: lzc_rollback_to ${ref} failed with errno ${rc}`);
           return;
         }
-        const r = await sh(["zfs", "rollback", ref]);
+        const r = await capture(["zfs", "rollback", ref]);
         if (r.code !== 0) throw failure(`zfs rollback: ${r.err.trim()}`);
       },
     };
@@ -217,16 +189,14 @@ class ZfsDriver implements SnapshotDriver {
     } else {
       await must(["zfs", "clone", "-o", "mountpoint=none", ref, clone], "zfs restore (clone)");
     }
-    const abort = async () => {
-      for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
-    };
+    const abort = () => zfsDestroyQuietly(clone);
     return {
       abort,
       commit: async () => {
         await must(["zfs", "set", "mountpoint=none", this.dataset], "zfs restore (unmount)");
-        const m = await sh(["zfs", "set", `mountpoint=${this.rootfs}`, clone]);
+        const m = await capture(["zfs", "set", `mountpoint=${this.rootfs}`, clone]);
         if (m.code !== 0) {
-          await sh(["zfs", "set", `mountpoint=${this.rootfs}`, this.dataset]);
+          await capture(["zfs", "set", `mountpoint=${this.rootfs}`, this.dataset]);
           await abort();
           throw failure(`zfs restore (mount): ${m.err.trim()}`);
         }
@@ -271,12 +241,12 @@ class ZfsDriver implements SnapshotDriver {
         closeSync(fd);
       }
     } else {
-      const r = await sh(["sh", "-c", `zfs receive '${target}' < '${stream}'`]);
+      const r = await capture(["sh", "-c", `zfs receive '${target}' < '${stream}'`]);
       if (r.code !== 0) throw failure(`zfs receive: ${r.err.trim()}`);
     }
-    if (!parentRef) await sh(["zfs", "set", "mountpoint=none", target]);
+    if (!parentRef) await capture(["zfs", "set", "mountpoint=none", target]);
     const ref = `${target}@${snapName}`;
-    return { ref, undo: async () => void (await sh(["zfs", "destroy", "-r", parentRef ? ref : target])) };
+    return { ref, undo: async () => void (await capture(["zfs", "destroy", "-r", parentRef ? ref : target])) };
   }
 
   async delete(ref: string): Promise<void> {
@@ -284,9 +254,9 @@ class ZfsDriver implements SnapshotDriver {
     // a dataset left behind by a restore or an import goes with its last snapshot
     const ds = ref.split("@")[0] as string;
     if (ds !== this.dataset) {
-      const left = await sh(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds]);
-      const mp = await sh(["zfs", "get", "-H", "-o", "value", "mountpoint", ds]);
-      if (left.code === 0 && !left.out.trim() && mp.out.trim() === "none") await sh(["zfs", "destroy", ds]);
+      const left = await capture(["zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-d", "1", ds]);
+      const mp = await capture(["zfs", "get", "-H", "-o", "value", "mountpoint", ds]);
+      if (left.code === 0 && !left.out.trim() && mp.out.trim() === "none") await capture(["zfs", "destroy", ds]);
     }
   }
 
@@ -298,29 +268,17 @@ class ZfsDriver implements SnapshotDriver {
       if (rc !== 0 && rc !== 2) throw failure(`zfs: lzc_destroy_snaps ${ref} failed with errno ${rc}`);
       return;
     }
-    for (let i = 0; ; i++) {
-      const r = await sh(["zfs", "destroy", ref]);
-      if (r.code === 0 || /could not find|does not exist/.test(r.err)) return;
-      if (!/busy/.test(r.err) || i > 20) throw failure(`zfs destroy ${ref}: ${r.err.trim()}`);
-      await Bun.sleep(100);
-    }
+    await zfsDestroy(ref);
   }
   /** clones made from it (by origin: zfs-fuse has no `clones` property) */
   async dependents(ref: string): Promise<string[]> {
-    const r = await sh(["zfs", "list", "-H", "-o", "name,origin", "-t", "filesystem,volume"]);
+    const r = await capture(["zfs", "list", "-H", "-o", "name,origin", "-t", "filesystem,volume"]);
     if (r.code !== 0) throw failure(`zfs list: ${r.err.trim()}`);
     return r.out.split("\n").filter((l) => l.split("\t")[1] === ref).map((l) => `zfs clone ${l.split("\t")[0]}`);
   }
   /** snapshots are not mounted (and zfs-fuse has no .zfs dir): a temporary clone is */
   async view(ref: string) {
-    const clone = `${this.dataset}-nexcage-view-${process.pid}-${Date.now()}`;
-    return tempView(
-      "zfs",
-      (mp) => must(["zfs", "clone", "-o", `mountpoint=${mp}`, "-o", "readonly=on", ref, clone], "zfs clone for reading"),
-      async () => {
-        for (let i = 0; i < 30 && (await sh(["zfs", "destroy", clone])).code !== 0; i++) await Bun.sleep(100);
-      },
-    );
+    return zfsSnapshotView(ref, `${this.dataset}-nexcage-view-${process.pid}-${Date.now()}`);
   }
   async adopt(): Promise<string> {
     throw cannotAdopt("zfs");
@@ -366,13 +324,13 @@ class OverlayDriver implements SnapshotDriver {
           old = swapIn(upper, fresh);
         } catch (e) {
           await abort();
-          await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+          await capture(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
           throw failure(`overlay restore: ${(e as Error).message}`);
         }
-        const m = await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+        const m = await capture(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
         if (m.code !== 0) {
           swapIn(upper, old);
-          await sh(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
+          await capture(["mount", "-t", "overlay", "overlay", "-o", opts, this.rootfs]);
           throw failure(`overlay restore (mount): ${m.err.trim()}`);
         }
         rmSync(old, { recursive: true, force: true });
@@ -390,7 +348,7 @@ class OverlayDriver implements SnapshotDriver {
     return tempView(
       "overlay",
       (mp) => must(["mount", "-t", "overlay", "overlay", "-o", `ro,lowerdir=${ref}/upper:${this.opt("lowerdir")}`, mp], "overlay view"),
-      async (mp) => void (await sh(["umount", mp])),
+      async (mp) => void (await capture(["umount", mp])),
     );
   }
   async adopt(): Promise<string> {
@@ -458,7 +416,7 @@ class DirDriver implements SnapshotDriver {
 /** the dataset mounted exactly at path, if any (zfs-fuse mounts are not in our mountinfo: ask zfs) */
 async function zfsDatasetAt(path: string): Promise<string | undefined> {
   if (!Bun.which("zfs")) return undefined;
-  const r = await sh(["zfs", "list", "-H", "-o", "name,mountpoint", "-t", "filesystem"]);
+  const r = await capture(["zfs", "list", "-H", "-o", "name,mountpoint", "-t", "filesystem"]);
   if (r.code !== 0) return undefined;
   for (const line of r.out.split("\n")) {
     const [name, mp] = line.split("\t");

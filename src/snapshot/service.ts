@@ -3,13 +3,13 @@
 // per-container snapshot lock, so it never reaches into a backend. A running container is frozen for the
 // instant of the snapshot and thawed after, even on error; the manifest is then built from the
 // (immutable) snapshot, reusing the parent's hashes for unchanged files.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { NexcageError } from "../core/errors.ts";
 import { validateId } from "../core/ids.ts";
 import { log } from "../core/log.ts";
 import type { Runtime } from "../runtime.ts";
 import { driverFor, isZfs, snapshotHome, type DriverKind, type SnapshotDriver } from "./drivers.ts";
-import { buildManifest, compare, scan, type Difference, type Manifest } from "./manifest.ts";
+import { buildManifest, scan, verifyTree, type Difference, type Manifest } from "./manifest.ts";
 
 export const SNAPSHOT_NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,39}$/;
 
@@ -181,10 +181,7 @@ export class Snapshots {
       const driver = await t.driver(meta.driver);
       const view = await driver.view(meta.ref);
       try {
-        const actual = scan(view.path);
-        const { hashEntries } = await import("./manifest.ts");
-        await hashEntries(view.path, actual);
-        return compare(meta.manifest, actual);
+        return await verifyTree(view.path, meta.manifest);
       } finally {
         await view.close();
       }
@@ -221,12 +218,7 @@ export class Snapshots {
         throw e;
       }
       const result: RestoreResult = { restarted: false };
-      if (opts.verify) result.differences = compare(meta.manifest, await (async () => {
-        const entries = scan(t.rootfs);
-        const { hashEntries } = await import("./manifest.ts");
-        await hashEntries(t.rootfs, entries);
-        return entries;
-      })());
+      if (opts.verify) result.differences = await verifyTree(t.rootfs, meta.manifest);
       if (live) {
         await this.restart(id, t);
         result.restarted = true;
@@ -256,7 +248,6 @@ export class Snapshots {
       const deps = await driver.dependents(meta.ref);
       if (deps.length) throw new NexcageError("badState", `snapshot ${name} of ${id} is in use by ${deps.join(", ")}: remove that first`);
       await driver.delete(meta.ref);
-      const { rmSync } = await import("node:fs");
       rmSync(`${t.home}/${meta.name}.json`, { force: true });
     });
   }
@@ -277,7 +268,6 @@ export class Snapshots {
       const view = await driver.view(got.ref);
       let diffs: Difference[];
       try {
-        const { verifyTree } = await import("./manifest.ts");
         diffs = await verifyTree(view.path, meta.manifest);
       } finally {
         await view.close();
@@ -321,7 +311,6 @@ export class Snapshots {
    * with a parent, only what changed since it (the manifest still covers every file, so import can check).
    */
   async export(id: string, name: string, opts: { output?: string; parent?: string } = {}): Promise<void> {
-    const { mkdtempSync, rmSync } = await import("node:fs");
     const t = await this.container(id);
     const meta = this.get(id, t.home, name);
     const parent = opts.parent ? this.get(id, t.home, opts.parent) : undefined;
@@ -360,7 +349,6 @@ export class Snapshots {
    *  against the manifest, and only then keep it as snapshot `name` of id. */
   async import(id: string, name: string, input?: string): Promise<SnapshotMeta> {
     validateSnapshotName(name);
-    const { mkdirSync, mkdtempSync, rmSync } = await import("node:fs");
     return this.lock(id, async () => {
       const t = await this.container(id);
       if (this.list(id, t.home).some((s) => s.name === name)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
@@ -399,7 +387,6 @@ export class Snapshots {
             await pv.close();
           }
         }
-        const { verifyTree } = await import("./manifest.ts");
         const diffs = await verifyTree(tree, meta.manifest);
         if (diffs.length) {
           throw new NexcageError("integrity", `import: the stream does not match its manifest (${diffs.length} differences, first: ${diffs[0]?.path}: ${diffs[0]?.what}); nothing imported`);

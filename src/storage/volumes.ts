@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, rmdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { NexcageError } from "../core/errors.ts";
+import { capture, zfsDestroy } from "./tools.ts";
 
 export interface StorageInfo {
   /** Proxmox storage id (local, local-zfs ...) */
@@ -37,12 +38,6 @@ export interface VolumeDriver {
 
 const storageError = (msg: string) => new NexcageError("storage", msg);
 
-async function sh(argv: string[]): Promise<{ code: number; err: string; out: string }> {
-  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, out, err };
-}
-
 class ZfsDriver implements VolumeDriver {
   readonly type = "zfspool";
   readonly guarantees = "refquota enforces the size; snapshots are instant and atomic";
@@ -59,26 +54,19 @@ class ZfsDriver implements VolumeDriver {
       if (rc === 17) throw storageError(`zfs: dataset ${ds} already exists`);
       if (rc !== 0) throw storageError(`zfs: lzc_create ${ds} failed with errno ${rc}`);
       // libzfs_core mounts nothing
-      const m = await sh(["zfs", "mount", ds]);
+      const m = await capture(["zfs", "mount", ds]);
       if (m.code !== 0) throw storageError(`zfs mount ${ds}: ${m.err.trim()}`);
       via = "libzfs_core";
     } else {
-      const r = await sh(["zfs", "create", ...(sizeGiB > 0 ? ["-o", `refquota=${sizeGiB * 1024 * 1024}k`] : []), ds]);
+      const r = await capture(["zfs", "create", ...(sizeGiB > 0 ? ["-o", `refquota=${sizeGiB * 1024 * 1024}k`] : []), ds]);
       if (r.code !== 0) throw storageError(`zfs create ${ds}: ${r.err.trim() || `exit ${r.code}`}`);
     }
-    const mp = await sh(["zfs", "get", "-H", "-o", "value", "mountpoint", ds]);
+    const mp = await capture(["zfs", "get", "-H", "-o", "value", "mountpoint", ds]);
     return { volid: `${this.s.id}:${name}`, path: mp.out.trim() || `/${ds}`, via };
   }
 
   async destroy(vol: Volume): Promise<void> {
-    const ds = `${this.s.pool}/${vol.volid.split(":")[1]}`;
-    // a dataset can read "busy" for a moment after its last use (zfs-fuse notably): retry briefly
-    for (let attempt = 0; ; attempt++) {
-      const r = await sh(["zfs", "destroy", "-r", ds]);
-      if (r.code === 0 || /does not exist/.test(r.err)) return;
-      if (!/busy/.test(r.err) || attempt >= 20) throw storageError(`zfs destroy ${ds}: ${r.err.trim()}`);
-      await Bun.sleep(100);
-    }
+    await zfsDestroy(`${this.s.pool}/${vol.volid.split(":")[1]}`, { recursive: true });
   }
 }
 
@@ -97,7 +85,7 @@ class DirDriver implements VolumeDriver {
     if (existsSync(path)) throw storageError(`${this.type}: volume ${path} already exists`);
     mkdirSync(dirname(path), { recursive: true });
     if (this.type === "btrfs") {
-      const r = await sh(["btrfs", "subvolume", "create", path]);
+      const r = await capture(["btrfs", "subvolume", "create", path]);
       if (r.code !== 0) throw storageError(`btrfs subvolume create ${path}: ${r.err.trim()}`);
     } else {
       mkdirSync(path);
@@ -107,7 +95,7 @@ class DirDriver implements VolumeDriver {
 
   async destroy(vol: Volume): Promise<void> {
     if (!existsSync(vol.path)) return;
-    if (this.type === "btrfs") await sh(["btrfs", "subvolume", "delete", vol.path]);
+    if (this.type === "btrfs") await capture(["btrfs", "subvolume", "delete", vol.path]);
     rmSync(vol.path, { recursive: true, force: true });
     try {
       rmdirSync(dirname(vol.path)); // images/<vmid> goes with its last volume, as Proxmox does

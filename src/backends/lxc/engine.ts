@@ -8,7 +8,8 @@ import { chmodSync, closeSync, constants, existsSync, linkSync, mkdirSync, openS
 import type { ContainerRecord, ExecOptions, Status } from "../types.ts";
 import { NexcageError } from "../../core/errors.ts";
 import { cgroupPids, pidCgroups, processAlive } from "../../core/proc.ts";
-import { parseProcess, type Resources, type Spec } from "../../oci/spec.ts";
+// types only: the spec schemas (valibot) load where a process.json is parsed, not on every `state`
+import type { Resources, Spec } from "../../oci/spec.ts";
 import { derivedStatus } from "../common.ts";
 import { hostCgroupLayout, hostDevice } from "./host.ts";
 import { processFields, resourceKeys, translate, type Translation } from "./translate.ts";
@@ -201,6 +202,7 @@ export async function freeze(t: LxcTarget, thaw: boolean): Promise<void> {
 
 /** exec through liblxc's attach; the exit code (or 0 detached) */
 export async function attach(t: LxcTarget, o: ExecOptions): Promise<number> {
+  const { parseProcess } = await import("../../oci/spec.ts");
   const proc = parseProcess(JSON.parse(readFileSync(o.processFile, "utf8")));
   const pid = (await native()).lxcAttach(t.name, t.lxcpath, {
     cwd: proc.cwd,

@@ -10,7 +10,7 @@ import type { Backend, BackendContext, ContainerRecord, CreateOptions, ProbeResu
 import type { NexcageConfig } from "../../core/config.ts";
 import { NexcageError } from "../../core/errors.ts";
 import { log } from "../../core/log.ts";
-import { loadSpec, type Resources } from "../../oci/spec.ts";
+import type { Resources } from "../../oci/spec.ts";
 import { PveCli } from "../../proxmox/cli.ts";
 import { allocateVmid, releaseVmid, vmidClaims } from "../../proxmox/vmid.ts";
 import { volumeDriver, type StorageInfo, type Volume } from "../../storage/volumes.ts";
@@ -178,15 +178,8 @@ export const proxmoxLxcBackend: Backend = {
   async delete(ctx, rec, force) {
     const p = loadProgress(ctx, rec.id);
     if (!p) return; // nothing was ever created for it
-    const t = target(ctx, rec, p);
-    if (p.startPath === "pct" && rec.pid > 0) {
-      const pve = cli(p.pve);
-      if ((await pve.run("pct", ["status", p.vmid])).stdout.includes("running")) {
-        if (!force) throw new NexcageError("badState", `cannot delete container ${rec.id} that is not stopped`);
-        await pve.ok("pct", ["stop", p.vmid]);
-      }
-    }
-    await engine.stopAndClean(t, rec, force);
+    // whichever way the init was started, killing it stops the CT (rollback's `pct stop` covers the rest)
+    await engine.stopAndClean(target(ctx, rec, p), rec, force);
     await rollback(ctx, rec.id, p);
   },
 
@@ -218,6 +211,7 @@ export const proxmoxLxcBackend: Backend = {
     if (!p?.volume) throw new NexcageError("notFound", `proxmox-lxc: ${rec.id} has no root volume on record`);
     const t = target(ctx, rec, p);
     // the run dir (init, process, a new exec fifo) is filled again; the snapshot metadata in it stays
+    const { loadSpec } = await import("../../oci/spec.ts"); // not on `state`'s path
     const tr = await engine.prepare(t, await loadSpec(rec.bundle), p.volume.path, ctx.debug);
     if (p.startPath === "pct") {
       await cli(p.pve).ok("pct", ["start", p.vmid]);
