@@ -9,7 +9,12 @@ if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(crun runc busybox-static gcc libc6-dev binutils libyajl-dev libseccomp-dev libcap-dev libsystemd-dev
       python3 ca-certificates podman containerd iproute2 procps
-      lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs libssl-dev)
+      lxc lxc-dev qemu-system-x86 zstd criu btrfs-progs libssl-dev
+      # microvm: Debian's cloud kernel booted by QEMU, qcow2 overlays, ext4 images built without mounting,
+      # initramfs archives; gvisor: runsc
+      linux-image-cloud-amd64 qemu-utils e2fsprogs cpio runsc
+      # networking: the standard CNI plugins and nftables; images: umoci and skopeo
+      containernetworking-plugins nftables umoci skopeo)
 # npm only when there is none (a nodesource nodejs already ships it; Debian's npm would conflict)
 command -v npm >/dev/null || pkgs+=(nodejs npm)
 # ZFS: zfs-fuse (main) gives a real userspace pool for the zfs CLI path; libzfs_core and its headers come
