@@ -32,4 +32,7 @@ export const commands: Record<string, () => Promise<VerbModule>> = {
   snapshot: () => import("./snapshot.ts"),
   checkpoint: () => import("./checkpoint.ts"),
   restore: () => import("./restore.ts"),
+  serve: () => import("./serve.ts"),
+  tenant: () => import("./tenant.ts"),
+  token: () => import("./token.ts"),
 };
