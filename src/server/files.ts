@@ -46,7 +46,7 @@ function errno(e: unknown, path: string): NexcageError {
 }
 
 /** open the directory the components name, walking from the root; optionally creating missing ones */
-function openDir(rootfs: string, parts: string[], path: string, create: boolean): number {
+export function openDir(rootfs: string, parts: string[], path: string, create: boolean): number {
   let fd = openSync(rootfs, C.O_RDONLY | C.O_DIRECTORY);
   try {
     for (const c of parts) {
@@ -54,6 +54,8 @@ function openDir(rootfs: string, parts: string[], path: string, create: boolean)
       try {
         next = openSync(fdPath(fd, c), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
       } catch (e) {
+        // O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say what really happened
+        if ((e as NodeJS.ErrnoException).code === "ENOTDIR" && isLink(fdPath(fd, c))) throw Object.assign(new Error("symlink"), { code: "ELOOP" });
         if ((e as NodeJS.ErrnoException).code !== "ENOENT" || !create) throw e;
         mkdirSync(fdPath(fd, c), { mode: 0o755 });
         next = openSync(fdPath(fd, c), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
@@ -65,6 +67,14 @@ function openDir(rootfs: string, parts: string[], path: string, create: boolean)
   } catch (e) {
     closeSync(fd);
     throw errno(e, path);
+  }
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 

@@ -76,9 +76,8 @@ function idleInit(dataDir: string): string {
   return path;
 }
 
-export async function startServer(o: ServeOptions): Promise<RunningServer> {
-  const warning = checkListen(o.listen, !!o.tls, !!o.insecure);
-  if (warning) o.say(warning);
+/** everything but the listening socket (tests drive the app in-process) */
+export async function assemble(o: Omit<ServeOptions, "listen" | "tls" | "insecure">) {
   mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
   const db = new ServerDb(o.dbPath);
   const host = hostLimits(o.dataDir, o.capacity, o.overcommit ?? 1);
@@ -91,7 +90,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const fixed = Object.entries(reconciled).filter(([, v]) => (v as string[]).length);
   if (fixed.length) o.say(`reconciled after an unclean stop: ${fixed.map(([k, v]) => `${k} ${(v as string[]).join(" ")}`).join("; ")}`);
   const limits = new TenantLimits({ rate: 50, burst: 200, concurrent: 16, ...o.limits });
-  const { app } = buildApp({
+  const { app, routes } = buildApp({
     db,
     sandboxes,
     execs,
@@ -108,6 +107,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       images: o.imagesDir,
     }),
   });
+  return { db, host, images, sandboxes, metrics, execs, reconciled, limits, app, routes };
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const warning = checkListen(o.listen, !!o.tls, !!o.insecure);
+  if (warning) o.say(warning);
+  const { db, host, sandboxes, reconciled, app } = await assemble(o);
   const stopReaper = startReaper(sandboxes, o.ttlCheckMs ?? 5000);
 
   let server: ReturnType<typeof Bun.serve>;
