@@ -69,6 +69,8 @@ export interface SandboxView {
 }
 
 const IDLE_INIT_PATH = "/dev/.nexcage-init";
+/** the set Docker and Podman give a container by default */
+const SANDBOX_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
 const PERIOD = 100_000;
 
 export function newSandboxId(): string {
@@ -233,7 +235,9 @@ export class SandboxService {
     spec.process.env = [...env.values()];
     spec.process.cwd = body.cwd ?? image.cwd;
     spec.process.user = image.user;
-    // an agent's sandbox runs package managers and builds: allow a sane fd count, keep no-new-privileges
+    // an agent's sandbox runs package managers and builds: the capabilities container engines give by
+    // default (chown, setuid for su/apt, ...) and a sane fd count; no-new-privileges stays
+    spec.process.capabilities = Object.fromEntries(["bounding", "effective", "permitted"].map((k) => [k, SANDBOX_CAPS]));
     spec.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: 65536, soft: 65536 }];
     if (!body.command) {
       spec.mounts.push({ destination: IDLE_INIT_PATH, type: "bind", source: this.o.idleInit, options: ["bind", "ro", "nosuid", "nodev"] });

@@ -275,6 +275,20 @@ describe("sandbox API: a server killed in the middle of a create", () => {
     });
   }
 
+  test("SIGKILL at api.delete.after-mark, restart: the delete is finished", async () => {
+    await s.start({ NEXCAGE_FAULT: "api.delete.after-mark" });
+    const id = (await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout" } })).json.id as string;
+    expect(containers(s)).toEqual([id]);
+    const r = await s.call("DELETE", `/v1/sandboxes/${id}`, { token: tok }).catch(() => ({ status: 0 }));
+    expect(r.status).toBe(0);
+    await s.proc?.exited;
+    await s.start();
+    expect(containers(s)).toEqual([]);
+    expect(readdirSync(join(s.data, "sandboxes"))).toEqual([]);
+    expect((await s.call("GET", "/v1/usage", { token: tok })).json.usage.sandboxes).toBe(0);
+    await s.stop();
+  });
+
   test("a sandbox whose container vanished (host reboot) comes back as stopped and starts again", async () => {
     await s.start();
     const id = (await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout" } })).json.id as string;
