@@ -8,7 +8,7 @@ import { log } from "../core/log.ts";
 import { parseWith } from "../core/validate.ts";
 import type { ServerDb } from "../db/db.ts";
 import { ApiError, toApiError } from "./errors.ts";
-import type { ExecService } from "./exec.ts";
+import { wsExec, type ExecService } from "./exec.ts";
 import * as files from "./files.ts";
 import type { TenantLimits } from "./limits.ts";
 import type { Metrics } from "./metrics.ts";
@@ -226,6 +226,22 @@ export function buildApp(d: AppDeps): { app: Hono<{ Variables: Vars }>; routes: 
     if (b.background) return c.json(await d.execs.background(p, id, b), 202);
     const stream = await d.execs.stream(p, id, b);
     return new Response(stream, { status: 200, headers: { "content-type": "application/x-ndjson", "cache-control": "no-store", "x-content-type-options": "nosniff" } });
+  });
+  route({ method: "get", path: "/v1/sandboxes/:id/exec/ws", summary: "interactive exec over a WebSocket: first message the request, then stdin (binary, or {type:stdin|eof}); events back as text messages", tag: "exec", auth: "token", response: "none", status: 101 }, (c) => {
+    const p = principal(c);
+    const id = c.req.param("id") as string;
+    d.sandboxes.own(p, id);
+    const srv = c.env as { upgrade?: (req: Request, o: { data: unknown }) => boolean } | undefined;
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket" || !srv?.upgrade) throw new ApiError(400, "badRequest", "this route needs a WebSocket upgrade");
+    // a WebSocket exec is an operation like a POST: it holds a slot and is audited
+    const release = d.limits.enter(p.tenant ?? `admin:${p.tokenId}`);
+    d.db.audit({ tokenId: p.tokenId, tenant: p.tenant, action: "WS /v1/sandboxes/:id/exec/ws", target: id, status: 101, result: "ok" });
+    const handler = wsExec(d.execs, p, id, (json) => parseWith(S.Exec, json, "exec request"), release);
+    if (!srv.upgrade(c.req.raw, { data: handler })) {
+      release();
+      throw new ApiError(400, "badRequest", "WebSocket upgrade failed");
+    }
+    return new Response(null);
   });
   route({ method: "get", path: "/v1/sandboxes/:id/execs", summary: "background execs", tag: "exec", auth: "token", response: "json" }, (c) => c.json({ execs: d.execs.list(principal(c), c.req.param("id") as string) }));
   route({ method: "get", path: "/v1/sandboxes/:id/execs/:exec", summary: "a background exec: running, exit code, output sizes", tag: "exec", auth: "token", response: "json" }, (c) =>

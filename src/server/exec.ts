@@ -81,72 +81,100 @@ export class ExecService {
     return { row, execId, dir, argv, stdin };
   }
 
-  /** the process's events, ending with `exit` or `error`; the stream's cancel kills the process */
-  async stream(p: Principal, id: string, b: ExecBody): Promise<ReadableStream<Uint8Array>> {
+  /**
+   * Start a foreground exec: `emit` gets its events as they happen, ending with `exit` or `error`. Returns
+   * the process's stdin (interactive: the caller streams it; otherwise the request's stdin is written and
+   * closed here), a kill for a client that went away, and a promise of the end.
+   */
+  async run(p: Principal, id: string, b: ExecBody, emit: (e: ExecEvent) => void, interactive = false) {
     const { row, dir, argv, stdin } = await this.prepare(p, id, b);
     const t0 = performance.now();
-    const child = Bun.spawn(argv, { stdin: stdin ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
-    if (stdin && child.stdin) {
-      const w = child.stdin;
+    const child = Bun.spawn(argv, { stdin: stdin || interactive ? "pipe" : "ignore", stdout: "pipe", stderr: "pipe" });
+    const input = child.stdin as import("bun").FileSink | undefined;
+    if (stdin && input && !interactive) {
       // the process may exit without reading: a broken pipe then is its business, not an error here
       Promise.resolve()
         .then(async () => {
-          w.write(stdin);
-          await w.end();
+          input.write(stdin);
+          await input.end();
         })
         .catch(() => {});
     }
-    const enc = new TextEncoder();
-    const line = (e: ExecEvent) => enc.encode(`${JSON.stringify(e)}\n`);
     let timedOut = false;
     let gone = false;
+    const killAll = () => {
+      kill(readPid(`${dir}/pid`));
+      kill(child.pid);
+    };
     const timer = b.timeout
       ? setTimeout(() => {
           timedOut = true;
-          kill(readPid(`${dir}/pid`));
-          kill(child.pid);
+          killAll();
         }, b.timeout * 1000)
       : undefined;
-    const onExec = this.onExec;
-    return new ReadableStream<Uint8Array>({
-      async start(ctl) {
-        const send = (e: ExecEvent) => {
-          if (!gone) ctl.enqueue(line(e));
-        };
-        const pump = async (s: ReadableStream<Uint8Array>, type: "stdout" | "stderr") => {
-          const dec = new TextDecoder("utf-8", { fatal: false });
-          for await (const chunk of s) {
-            const data = b.encoding === "base64" ? Buffer.from(chunk).toString("base64") : dec.decode(chunk, { stream: true });
-            if (data) send({ type, data });
-          }
-          const rest = b.encoding === "base64" ? "" : dec.decode();
-          if (rest) send({ type, data: rest });
-        };
-        try {
-          await Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
-          const code = await child.exited;
-          if (timer) clearTimeout(timer);
-          const err = code !== 0 && !existsSync(`${dir}/pid`) ? engineError(`${dir}/engine.log`) : undefined;
-          if (err && !timedOut) send({ type: "error", code: codeOfExit(code), message: err.message });
-          else {
-            onExec?.(row.backend ?? "unknown", (performance.now() - t0) / 1000);
-            send({ type: "exit", code, durationMs: Math.round(performance.now() - t0), ...(timedOut ? { timedOut: true } : {}) });
-          }
-        } catch (e) {
-          send({ type: "error", code: "failure", message: (e as Error).message });
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-          if (!gone) ctl.close();
+    const send = (e: ExecEvent) => {
+      if (!gone) emit(e);
+    };
+    const pump = async (s: ReadableStream<Uint8Array>, type: "stdout" | "stderr") => {
+      const dec = new TextDecoder("utf-8", { fatal: false });
+      for await (const chunk of s) {
+        const data = b.encoding === "base64" ? Buffer.from(chunk).toString("base64") : dec.decode(chunk, { stream: true });
+        if (data) send({ type, data });
+      }
+      const rest = b.encoding === "base64" ? "" : dec.decode();
+      if (rest) send({ type, data: rest });
+    };
+    const done = (async () => {
+      try {
+        await Promise.all([pump(child.stdout, "stdout"), pump(child.stderr, "stderr")]);
+        const code = await child.exited;
+        if (timer) clearTimeout(timer);
+        const err = code !== 0 && !existsSync(`${dir}/pid`) ? engineError(`${dir}/engine.log`) : undefined;
+        if (err && !timedOut) send({ type: "error", code: codeOfExit(code), message: err.message });
+        else {
+          this.onExec?.(row.backend ?? "unknown", (performance.now() - t0) / 1000);
+          send({ type: "exit", code, durationMs: Math.round(performance.now() - t0), ...(timedOut ? { timedOut: true } : {}) });
         }
-      },
+      } catch (e) {
+        send({ type: "error", code: "failure", message: (e as Error).message });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    return {
+      stdin: interactive ? input : undefined,
+      /** the client went away: the process goes too */
       cancel() {
-        // the client went away: the process goes too
         gone = true;
         if (timer) clearTimeout(timer);
-        kill(readPid(`${dir}/pid`));
-        kill(child.pid);
+        killAll();
+      },
+      done,
+    };
+  }
+
+  /** the events as NDJSON; cancelling the stream kills the process */
+  async stream(p: Principal, id: string, b: ExecBody): Promise<ReadableStream<Uint8Array>> {
+    const enc = new TextEncoder();
+    let ctl!: ReadableStreamDefaultController<Uint8Array>;
+    let closed = false;
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        ctl = c;
+      },
+      cancel() {
+        closed = true;
+        handle.cancel();
       },
     });
+    const handle = await this.run(p, id, b, (e) => {
+      if (!closed) ctl.enqueue(enc.encode(`${JSON.stringify(e)}\n`));
+    });
+    void handle.done.then(() => {
+      if (!closed) ctl.close();
+      closed = true;
+    });
+    return stream;
   }
 
   /** start in the background; the output and exit code are kept under the exec's directory */
@@ -255,4 +283,73 @@ function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** what a WebSocket exec needs from the connection (Bun's ServerWebSocket, narrowed) */
+export interface WsLike {
+  send(data: string): unknown;
+  close(code?: number, reason?: string): void;
+}
+
+/**
+ * An interactive exec over a WebSocket. The client's first text message is the exec request (the same JSON
+ * as POST .../exec, without background); then binary messages are stdin bytes, text messages
+ * `{"type":"stdin","data":"..."}` (utf8) or `{"type":"eof"}` (close stdin). The server sends each event as a
+ * text message and closes after `exit` or `error`. Closing the socket kills the process.
+ */
+export function wsExec(execs: ExecService, p: Principal, id: string, parse: (json: unknown) => ExecBody, onEnd: () => void) {
+  let handle: Awaited<ReturnType<ExecService["run"]>> | undefined;
+  let started = false;
+  let ended = false;
+  const end = () => {
+    if (!ended) onEnd();
+    ended = true;
+  };
+  const fail = (ws: WsLike, code: string, message: string) => {
+    ws.send(JSON.stringify({ type: "error", code, message }));
+    ws.close(1008, code);
+    end();
+  };
+  return {
+    message(ws: WsLike, msg: string | Buffer) {
+      if (!started) {
+        started = true;
+        let body: ExecBody;
+        try {
+          if (typeof msg !== "string") throw new NexcageError("invalidSpec", "the first message must be the exec request as JSON text");
+          body = parse(JSON.parse(msg));
+        } catch (e) {
+          return fail(ws, (e as NexcageError).code ?? "badRequest", (e as Error).message);
+        }
+        execs
+          .run(p, id, body, (e) => ws.send(JSON.stringify(e)), true)
+          .then((h) => {
+            handle = h;
+            if (body.stdin !== undefined) h.stdin?.write(Buffer.from(body.stdin, body.stdinEncoding === "base64" ? "base64" : "utf8"));
+            void h.done.then(() => {
+              ws.close(1000, "exited");
+              end();
+            });
+          })
+          .catch((e) => fail(ws, (e as NexcageError).code ?? "failure", (e as Error).message));
+        return;
+      }
+      if (!handle?.stdin) return;
+      try {
+        if (typeof msg !== "string") handle.stdin.write(msg);
+        else {
+          const m = JSON.parse(msg) as { type?: string; data?: string };
+          if (m.type === "stdin" && typeof m.data === "string") handle.stdin.write(m.data);
+          else if (m.type === "eof") void handle.stdin.end();
+        }
+        void handle.stdin.flush();
+      } catch {
+        // stdin of a process that is gone, or a malformed control message: nothing to do
+      }
+    },
+    close() {
+      handle?.cancel();
+      end();
+    },
+  };
 }

@@ -10,7 +10,9 @@ import { ServerDb, type HostLimits } from "../db/db.ts";
 import { ImageStore } from "../images/images.ts";
 import { buildApp } from "./app.ts";
 import type { SandboxEngine } from "./engine.ts";
-import { ExecService } from "./exec.ts";
+import { ExecService, type wsExec } from "./exec.ts";
+
+type WsConn = import("bun").ServerWebSocket<ReturnType<typeof wsExec>>;
 import { TenantLimits, type LimitOptions } from "./limits.ts";
 import { checkListen, type Listen } from "./listen.ts";
 import { Metrics } from "./metrics.ts";
@@ -110,6 +112,24 @@ export async function assemble(o: Omit<ServeOptions, "listen" | "tls" | "insecur
   return { db, host, images, sandboxes, metrics, execs, reconciled, limits, app, routes };
 }
 
+/** what Bun.serve needs around the app: idle timeouts lifted for streams, the WebSocket exec's handlers */
+export function bunHandlers(app: { fetch: (req: Request, env: unknown) => Response | Promise<Response> }, maxBody: number) {
+  return {
+    fetch(req: Request, srv: ReturnType<typeof Bun.serve>) {
+      // an exec stream lasts as long as its command, a transfer as long as its file: no idle timeout for those
+      const path = new URL(req.url).pathname;
+      if (path.endsWith("/exec") || path.endsWith("/exec/ws") || path.endsWith("/files/content")) srv.timeout(req, 0);
+      return app.fetch(req, srv);
+    },
+    maxRequestBodySize: maxBody + 1,
+    // each upgraded socket carries its own handler (app.ts: the WebSocket exec)
+    websocket: {
+      message: (ws: WsConn, msg: string | Buffer) => ws.data.message(ws, msg),
+      close: (ws: WsConn) => ws.data.close(),
+    },
+  };
+}
+
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const warning = checkListen(o.listen, !!o.tls, !!o.insecure);
   if (warning) o.say(warning);
@@ -118,15 +138,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   let server: ReturnType<typeof Bun.serve>;
   let url: string;
-  const common = {
-    fetch(req: Request, srv: ReturnType<typeof Bun.serve>) {
-      // an exec stream lasts as long as its command, a transfer as long as its file: no idle timeout for those
-      const path = new URL(req.url).pathname;
-      if (path.endsWith("/exec") || path.endsWith("/files/content")) srv.timeout(req, 0);
-      return app.fetch(req, srv);
-    },
-    maxRequestBodySize: Math.max(o.maxUpload ?? 1 << 30, o.maxBody ?? 1 << 20) + 1,
-  };
+  const common = bunHandlers(app, Math.max(o.maxUpload ?? 1 << 30, o.maxBody ?? 1 << 20));
+
   if (o.listen.kind === "unix") {
     const path = o.listen.path;
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });

@@ -315,6 +315,33 @@ describe("API over a fake engine", () => {
     expect(JSON.parse(slow.text.trim().split("\n").at(-1) as string)).toMatchObject({ type: "exit", timedOut: true });
   });
 
+  test("exec over a WebSocket: stdin streamed in, events out, exit code, then closed", async () => {
+    const { bunHandlers } = await import("../../src/server/server.ts");
+    const srv = Bun.serve({ hostname: "127.0.0.1", port: 0, ...bunHandlers(s.app, 1 << 20) });
+    try {
+      const got: any[] = [];
+      const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/v1/sandboxes/${sb}/exec/ws`, { headers: { authorization: `Bearer ${a}` } } as never);
+      const closed = new Promise<number>((resolve) => ws.addEventListener("close", (e) => resolve(e.code)));
+      ws.addEventListener("message", (e) => got.push(JSON.parse(String(e.data))));
+      await new Promise((r) => ws.addEventListener("open", r));
+      ws.send(JSON.stringify({ command: ["sh", "-c", "read a; echo got $a; read b; echo then $b; exit 5"] }));
+      await Bun.sleep(100);
+      ws.send(new TextEncoder().encode("one\n"));
+      await Bun.sleep(100);
+      ws.send(JSON.stringify({ type: "stdin", data: "two\n" }));
+      ws.send(JSON.stringify({ type: "eof" }));
+      expect(await closed).toBe(1000);
+      expect(got.filter((e) => e.type === "stdout").map((e) => e.data).join("")).toBe("got one\nthen two\n");
+      expect(got.at(-1)).toMatchObject({ type: "exit", code: 5 });
+      // another tenant cannot even upgrade
+      const r = await fetch(`http://127.0.0.1:${srv.port}/v1/sandboxes/${sb}/exec/ws`, { headers: { authorization: `Bearer ${b}`, upgrade: "websocket", connection: "upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" } });
+      expect(r.status).toBe(404);
+      expect(s.db.auditLog().some((e) => e.action === "WS /v1/sandboxes/:id/exec/ws" && e.target === sb)).toBe(true);
+    } finally {
+      srv.stop(true);
+    }
+  });
+
   test("exec in the background: output and exit code kept for later", async () => {
     const r = await s.call("POST", `/v1/sandboxes/${sb}/exec`, { token: a, body: { command: ["sh", "-c", "echo out; echo err >&2; exit 3"], background: true } });
     expect(r.status).toBe(202);
