@@ -58,7 +58,7 @@ export interface SandboxEngine {
   snapshotVerify(id: string, name: string): Promise<{ path: string; what: string }[]>;
   snapshotRestore(id: string, name: string): Promise<{ restarted: boolean }>;
   snapshotDelete(id: string, name: string): Promise<void>;
-  /** the snapshot's tree copied to dest (a new sandbox's rootfs) */
+  /** the snapshot's tree copied into dest, an existing empty directory (a new sandbox's rootfs) */
   snapshotCopy(id: string, name: string, dest: string): Promise<void>;
 }
 
@@ -191,8 +191,8 @@ export class RuntimeEngine implements SandboxEngine {
     const driver = await driverFor(st.rootfs, meta.driver);
     const view = await driver.view(meta.ref);
     try {
-      const cp = Bun.spawnSync(["cp", "-a", "--reflink=auto", view.path, dest], { stderr: "pipe" });
-      if (cp.exitCode !== 0) throw new NexcageError("storage", `copying snapshot ${name} of ${id}: ${cp.stderr.toString().trim()}`);
+      const { fillRootfs } = await import("../images/rootfs.ts");
+      await fillRootfs(view.path, dest);
     } finally {
       await view.close();
     }

@@ -11,6 +11,7 @@
 // - a background exec that was running: settled from its exit file, or marked unknown.
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { log } from "../core/log.ts";
+import { removeBundle } from "../images/rootfs.ts";
 import type { ExecService } from "./exec.ts";
 import { ANN, type SandboxService } from "./sandboxes.ts";
 
@@ -34,7 +35,7 @@ export async function reconcile(s: SandboxService, execs: ExecService, dataDir: 
   for (const row of db.sandboxes()) {
     if (row.state === "creating" || row.state === "deleting") {
       await s.engine.remove(row.id).catch((e) => log().warn(`reconcile ${row.id}: ${(e as Error).message}`));
-      rmSync(row.bundle, { recursive: true, force: true });
+      await removeBundle(row.bundle);
       rmSync(`${dataDir}/execs/${row.id}`, { recursive: true, force: true });
       db.releaseSandbox(row.id);
       (row.state === "creating" ? r.releasedCreating : r.releasedDeleting).push(row.id);
@@ -93,7 +94,7 @@ export async function reconcile(s: SandboxService, execs: ExecService, dataDir: 
     if (known.has(d)) continue;
     // a container might still use it if its removal above failed: leave those for the next start
     if ((await s.engine.status(d).catch(() => "unknown")) !== undefined) continue;
-    rmSync(`${dataDir}/sandboxes/${d}`, { recursive: true, force: true });
+    await removeBundle(`${dataDir}/sandboxes/${d}`);
     rmSync(`${dataDir}/execs/${d}`, { recursive: true, force: true });
     r.orphanBundles.push(d);
   }

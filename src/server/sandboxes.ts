@@ -3,12 +3,13 @@
 // and hands it to the engine; any failure undoes every step. Each sandbox is a container of the runtime with
 // the same id, marked by annotations so that reconcile can tell the server's containers from anyone else's.
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { NexcageError } from "../core/errors.ts";
 import { faultPoint } from "../core/fault.ts";
 import { log } from "../core/log.ts";
 import type { HostLimits, SandboxRow, SandboxState, ServerDb } from "../db/db.ts";
 import type { ImageConfig, ImageStore } from "../images/images.ts";
+import { fillRootfs, limitRootfs, makeRootfs, removeBundle, type DiskMode } from "../images/rootfs.ts";
 import { defaultSpec } from "../oci/default-spec.ts";
 import type { SandboxEngine, SnapshotInfo } from "./engine.ts";
 import { ApiError } from "./errors.ts";
@@ -51,6 +52,8 @@ export interface SandboxServiceOptions {
   defaults: Defaults;
   /** a static busybox on the host, bind-mounted read-only as the idle init of sandboxes without a command */
   idleInit: string;
+  /** whether a rootfs's size can be a real limit here */
+  disk: DiskMode;
 }
 
 export interface SandboxView {
@@ -168,9 +171,9 @@ export class SandboxService {
       pids: res.pids ?? this.o.defaults.pids,
     };
     if (limits.memory < 8 << 20) throw new NexcageError("invalidSpec", "resources.memory: at least 8M");
-    if (res.disk !== undefined) {
+    if (res.disk !== undefined && this.o.disk.kind === "none") {
       // no silent downgrade: a disk size asked for must be a limit the storage enforces
-      throw new NexcageError("unsupported", `resources.disk: the sandbox storage (${this.o.dataDir}, a plain directory) cannot enforce a disk limit; leave it out (the default ${this.o.defaults.disk} bytes is counted against the quota)`);
+      throw new NexcageError("unsupported", `resources.disk: the sandbox storage cannot enforce a disk limit (${this.o.disk.why}); leave it out (the default ${this.o.defaults.disk} bytes is counted against the quota)`);
     }
     // the source sandbox of a snapshot must be the same tenant's
     const src = body.fromSnapshot ? this.own(p, body.fromSnapshot.sandbox) : undefined;
@@ -197,6 +200,7 @@ export class SandboxService {
       try {
         faultPoint("api.create.after-reserve");
         mkdirSync(bundle, { recursive: true, mode: 0o700 });
+        await makeRootfs(`${bundle}/rootfs`, this.o.disk, limits.disk);
         let config: ImageConfig;
         if (src && body.fromSnapshot) {
           // the snapshot's own tree; the process defaults are those of the image it came from
@@ -204,7 +208,7 @@ export class SandboxService {
           config = (await this.o.images.resolve(src.image).catch(() => undefined))?.config ?? { args: [], env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], cwd: "/", user: { uid: 0, gid: 0 } };
         } else {
           const image = await this.o.images.resolve(body.image as string);
-          await copyTree(image.rootfs, `${bundle}/rootfs`);
+          await fillRootfs(image.rootfs, `${bundle}/rootfs`);
           config = image.config;
         }
         writeFileSync(`${bundle}/config.json`, JSON.stringify(this.spec(id, row.tenant, body, config, limits)));
@@ -218,7 +222,7 @@ export class SandboxService {
       } catch (e) {
         metricsHook?.created(body.backend ?? "unknown", (performance.now() - t0) / 1000, "error");
         if (launched) await this.engine.remove(id).catch((r) => log().warn(`create ${id}: rollback: ${(r as Error).message}`));
-        rmSync(bundle, { recursive: true, force: true });
+        await removeBundle(bundle);
         this.db.releaseSandbox(id);
         throw e;
       }
@@ -276,7 +280,7 @@ export class SandboxService {
       this.db.setSandbox(id, { state: "deleting" });
       faultPoint("api.delete.after-mark");
       await this.engine.remove(id);
-      rmSync(this.bundleDir(id), { recursive: true, force: true });
+      await removeBundle(this.bundleDir(id));
       rmSync(`${this.o.dataDir}/execs/${id}`, { recursive: true, force: true });
       this.db.releaseSandbox(id);
     });
@@ -377,6 +381,8 @@ export class SandboxService {
     return this.serial(id, async () => {
       await this.live(p, id, ["running", "paused", "stopped"], "restore");
       const r = await this.engine.snapshotRestore(id, name);
+      // a restore swaps in a new tree: the size limit goes on it again
+      await limitRootfs(`${this.bundleDir(id)}/rootfs`, this.o.disk, this.own(p, id).disk);
       if (r.restarted) this.db.setSandbox(id, { state: "running" });
       return r;
     });
@@ -389,14 +395,6 @@ export class SandboxService {
       this.db.releaseSnapshot(id, name);
     });
   }
-}
-
-/** the image's tree into a sandbox's bundle: a reflink clone where the filesystem can, else a copy */
-async function copyTree(from: string, to: string): Promise<void> {
-  if (existsSync(to)) throw new NexcageError("exists", `${to} already exists`);
-  const p = Bun.spawn(["cp", "-a", "--reflink=auto", from, to], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw new NexcageError("storage", `copying the image into the sandbox: ${err.trim()}`);
 }
 
 /** the metrics module registers itself here (no import from this side: metrics stay optional) */

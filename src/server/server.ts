@@ -8,6 +8,7 @@ import { NexcageError } from "../core/errors.ts";
 import { log } from "../core/log.ts";
 import { ServerDb, type HostLimits } from "../db/db.ts";
 import { ImageStore } from "../images/images.ts";
+import { diskMode } from "../images/rootfs.ts";
 import { buildApp } from "./app.ts";
 import type { SandboxEngine } from "./engine.ts";
 import { ExecService, type wsExec } from "./exec.ts";
@@ -84,7 +85,9 @@ export async function assemble(o: Omit<ServeOptions, "listen" | "tls" | "insecur
   const db = new ServerDb(o.dbPath);
   const host = hostLimits(o.dataDir, o.capacity, o.overcommit ?? 1);
   const images = new ImageStore(o.imagesDir, `${o.dataDir}/images`);
-  const sandboxes = new SandboxService({ db, engine: o.engine, images, dataDir: o.dataDir, host, defaults: { ...DEFAULTS, ...o.defaults }, idleInit: idleInit(o.dataDir) });
+  const disk = await diskMode(`${o.dataDir}/sandboxes`);
+  o.say(disk.kind === "none" ? `sandbox disk sizes are counted against quotas but not enforced: ${disk.why}` : "sandbox disk sizes are enforced (btrfs qgroups)");
+  const sandboxes = new SandboxService({ db, engine: o.engine, images, dataDir: o.dataDir, host, defaults: { ...DEFAULTS, ...o.defaults }, idleInit: idleInit(o.dataDir), disk });
   const metrics = new Metrics(db);
   setMetricsHook({ created: (backend, s, result) => metrics.createSeconds.observe({ backend, result }, s) });
   const execs = new ExecService(sandboxes, o.dataDir, (backend, s) => metrics.execSeconds.observe({ backend }, s));
@@ -109,7 +112,7 @@ export async function assemble(o: Omit<ServeOptions, "listen" | "tls" | "insecur
       images: o.imagesDir,
     }),
   });
-  return { db, host, images, sandboxes, metrics, execs, reconciled, limits, app, routes };
+  return { db, host, disk, images, sandboxes, metrics, execs, reconciled, limits, app, routes };
 }
 
 /** what Bun.serve needs around the app: idle timeouts lifted for streams, the WebSocket exec's handlers */

@@ -2,7 +2,6 @@
 // host (no container), snapshots are copies of the rootfs. It keeps the engine's contract where the server
 // relies on it (status undefined when missing, remove idempotent, errors as NexcageError) and records calls.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname } from "node:path";
 import type { Status } from "../../src/backends/types.ts";
 import { NexcageError } from "../../src/core/errors.ts";
 import type { ContainerSummary, ExecSpec, SandboxEngine, SnapshotInfo } from "../../src/server/engine.ts";
@@ -106,7 +105,6 @@ export class FakeEngine implements SandboxEngine {
   async snapshotCopy(id: string, name: string, dest: string) {
     const snap = `${this.home(id)}/${name}`;
     if (!existsSync(snap)) throw new NexcageError("notFound", `snapshot ${name} of ${id} does not exist`);
-    mkdirSync(dirname(dest), { recursive: true });
     cpSync(snap, dest, { recursive: true, verbatimSymlinks: true });
   }
 }
