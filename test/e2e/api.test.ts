@@ -5,6 +5,7 @@
 // instant of a create, then a restart that leaves nothing behind.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ociArchive } from "../fixtures/busybox.ts";
 import { BIN, hostSetup, runtimeFor } from "./helpers.ts";
@@ -34,18 +35,18 @@ function images(dir: string): string {
   return d;
 }
 
-export function apiServer(backend: string): ApiServer {
+export function apiServer(backend: string, o: { data?: string } = {}): ApiServer {
   const rt = runtimeFor(backend);
-  const data = join(rt.dir, "server");
+  const data = o.data ?? join(rt.dir, "server");
   const s: ApiServer = {
     sock: join(rt.dir, "api.sock"),
-    db: join(data, "server.db"),
+    db: join(rt.dir, "server.db"),
     data,
     rt,
     logFile: join(rt.dir, "serve.log"),
     async start(env = {}, extra = []) {
       // stdout/stderr to a file: the sandboxes' inits inherit the server's stdio, and a pipe would stay open
-      this.proc = Bun.spawn([...rt.argv, "serve", "--listen", `unix:${this.sock}`, "--db", this.db, "--images", images(rt.dir), ...extra], {
+      this.proc = Bun.spawn([...rt.argv, "serve", "--listen", `unix:${this.sock}`, "--db", this.db, "--data", data, "--images", images(rt.dir), ...extra], {
         stdin: "ignore",
         stdout: Bun.file(this.logFile),
         stderr: Bun.file(`${this.logFile}.err`),
@@ -302,5 +303,50 @@ describe("sandbox API: a server killed in the middle of a create", () => {
     const cat = await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: tok, body: { command: ["cat", "/kept.txt"] } });
     expect(stdout(cat.text)).toBe("kept");
     expect((await s.call("DELETE", `/v1/sandboxes/${id}`, { token: tok })).status).toBe(204);
+  });
+});
+
+describe.skipIf(!Bun.which("mkfs.btrfs"))("sandbox API: disk sizes on btrfs with quotas are real limits", () => {
+  const work = join(tmpdir(), `nexcage-api-btrfs-${process.pid}`);
+  const mnt = join(work, "mnt");
+  const sh = (cmd: string) => Bun.spawnSync(["sh", "-c", cmd], { stdout: "pipe", stderr: "pipe" });
+  let s: ApiServer;
+  let tok = "";
+  beforeAll(async () => {
+    mkdirSync(mnt, { recursive: true });
+    const r = sh(`truncate -s 768M ${work}/btrfs.img && mkfs.btrfs -q -f ${work}/btrfs.img && mount -o loop ${work}/btrfs.img ${mnt} && btrfs quota enable ${mnt}`);
+    expect(r.stderr.toString()).toBe("");
+    s = apiServer("crun", { data: join(mnt, "server") });
+    expect(s.cli(["tenant", "add", "acme", "--max-disk", "200M"]).code).toBe(0);
+    tok = s.cli(["token", "create", "--tenant", "acme"]).stdout.trim();
+    await s.start();
+  });
+  afterAll(async () => {
+    await s?.stop();
+    for (const id of s ? containers(s) : []) s.rt.nx(["delete", "--force", id]);
+    sh(`umount -l ${mnt}`);
+    rmSync(work, { recursive: true, force: true });
+    if (s) rmSync(s.rt.dir, { recursive: true, force: true });
+  });
+
+  test("a write past resources.disk fails inside the sandbox, also after a restore; the quota counts it", async () => {
+    expect(readFileSync(`${s.logFile}.err`, "utf8")).toContain("sandbox disk sizes are enforced (btrfs qgroups)");
+    const c = await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout", resources: { disk: "32M" } } });
+    expect(c.status).toBe(201);
+    const id = c.json.id as string;
+    expect(statSync(join(s.data, "sandboxes", id, "rootfs")).ino).toBe(256);
+    const over = await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout", resources: { disk: "190M" } } });
+    expect(over.json.error.message).toBe("tenant quota exceeded: disk: 32M used + 190M requested > 200M");
+    const fill = "dd if=/dev/urandom of=/big bs=1M count=64 && sync";
+    const dd = await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: tok, body: { command: ["sh", "-c", fill] } });
+    expect(events(dd.text).at(-1)?.code).not.toBe(0);
+    expect(events(dd.text).filter((e) => e.type === "stderr").map((e) => e.data).join("")).toMatch(/quota exceeded|No space left/i);
+    await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: tok, body: { command: ["rm", "-f", "/big"] } });
+    expect((await s.call("POST", `/v1/sandboxes/${id}/snapshots`, { token: tok, body: { name: "s1" } })).json.driver).toBe("btrfs");
+    expect((await s.call("POST", `/v1/sandboxes/${id}/snapshots/s1/restore`, { token: tok })).json.restarted).toBe(true);
+    const again = await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: tok, body: { command: ["sh", "-c", fill] } });
+    expect(events(again.text).filter((e) => e.type === "stderr").map((e) => e.data).join("")).toMatch(/quota exceeded|No space left/i);
+    expect((await s.call("DELETE", `/v1/sandboxes/${id}`, { token: tok })).status).toBe(204);
+    expect(sh(`btrfs subvolume list ${mnt}`).stdout.toString().trim()).toBe("");
   });
 });
