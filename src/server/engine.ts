@@ -8,17 +8,10 @@
 import type { Status } from "../backends/types.ts";
 import { NexcageError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
+import type { SnapshotMeta } from "../snapshot/service.ts";
 
-export interface SnapshotInfo {
-  name: string;
-  driver: string;
-  taken: string;
-  created: string;
-  parent?: string;
-  frozenMs: number;
-  files: number;
-  bytes: number;
-}
+/** a snapshot's metadata without its per-file manifest */
+export type SnapshotInfo = Omit<SnapshotMeta, "manifest" | "ref" | "container">;
 
 export interface ExecSpec {
   args: string[];
@@ -62,16 +55,7 @@ export interface SandboxEngine {
   snapshotCopy(id: string, name: string, dest: string): Promise<void>;
 }
 
-const summary = (m: SnapshotInfo): SnapshotInfo => ({
-  name: m.name,
-  driver: m.driver,
-  taken: m.taken,
-  created: m.created,
-  ...(m.parent ? { parent: m.parent } : {}),
-  frozenMs: m.frozenMs,
-  files: m.files,
-  bytes: m.bytes,
-});
+const summary = ({ manifest: _m, ref: _r, container: _c, ...rest }: SnapshotMeta): SnapshotInfo => rest;
 
 export class RuntimeEngine implements SandboxEngine {
   constructor(
@@ -160,8 +144,7 @@ export class RuntimeEngine implements SandboxEngine {
   }
 
   async snapshotCreate(id: string, name: string): Promise<SnapshotInfo> {
-    const config = await this.rt.getConfig();
-    const max = (config as { snapshots?: { maxPerContainer?: number } }).snapshots?.maxPerContainer;
+    const max = (await this.rt.getConfig()).snapshots.maxPerContainer;
     return summary(await (await this.snaps()).create(id, name, max ? { maxPerContainer: max } : {}));
   }
 

@@ -75,7 +75,7 @@ export class FakeEngine implements SandboxEngine {
     if (existsSync(`${home}/${name}`)) throw new NexcageError("exists", `snapshot ${name} of ${id} already exists`);
     mkdirSync(home, { recursive: true });
     cpSync(`${this.must(id).bundle}/rootfs`, `${home}/${name}`, { recursive: true, verbatimSymlinks: true });
-    const info = { name, driver: "fake", taken: new Date().toISOString(), created: new Date().toISOString(), frozenMs: 0, files: 1, bytes: 1 };
+    const info: SnapshotInfo = { name, driver: "dir", taken: new Date().toISOString(), created: new Date().toISOString(), frozenMs: 0, files: 1, bytes: 1 };
     writeFileSync(`${home}/${name}.json`, JSON.stringify(info));
     return info;
   }

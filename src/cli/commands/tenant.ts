@@ -30,6 +30,12 @@ function quotaFlags(args: Record<string, unknown>): Partial<Quotas> {
   return q;
 }
 
+/** rows as aligned columns, the first row the header */
+export function formatTable(rows: string[][]): string {
+  const w = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)) + 2) ?? [];
+  return rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] as number) : c)).join("")).join("\n") + "\n";
+}
+
 const show = (v: number | null, bytes = false) => (v === null ? "-" : bytes ? formatBytes(v) : String(v));
 
 export default defineCommand({
@@ -85,8 +91,7 @@ export default defineCommand({
               `${t.usage.snapshots}/${show(t.maxSnapshots)}`,
             ]),
           ];
-          const w = table[0]?.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)) + 2) ?? [];
-          return out(table.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] as number) : c)).join("")).join("\n") + "\n");
+          return out(formatTable(table));
         }
         default:
           throw new NexcageError("usage", `unknown tenant action ${JSON.stringify(action)}: ${USAGE}`);

@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { DEFAULT_DB, ServerDb } from "../../db/db.ts";
 import { NexcageError } from "../../core/errors.ts";
 import { out, str } from "../context.ts";
+import { formatTable } from "./tenant.ts";
 
 const USAGE = "token create --tenant NAME [--admin] [--expires DURATION] [--note TEXT] | token list | token revoke ID";
 
@@ -52,8 +53,7 @@ export default defineCommand({
           const list = db.tokens();
           if (args.format === "json") return out(`${JSON.stringify(list)}\n`);
           const table = [["ID", "TENANT", "ADMIN", "CREATED", "EXPIRES", "STATE", "NOTE"], ...list.map((t) => [t.id, t.tenant ?? "-", t.admin ? "yes" : "no", t.created, t.expires ?? "-", t.revoked ? "revoked" : t.expires && Date.parse(t.expires) <= Date.now() ? "expired" : "valid", t.note ?? ""])];
-          const w = table[0]?.map((_, i) => Math.max(...table.map((r) => (r[i] as string).length)) + 2) ?? [];
-          return out(table.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] as number) : c)).join("")).join("\n") + "\n");
+          return out(formatTable(table));
         }
         default:
           throw new NexcageError("usage", `unknown token action ${JSON.stringify(action)}: ${USAGE}`);
