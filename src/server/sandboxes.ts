@@ -71,7 +71,8 @@ export interface SandboxView {
   error: string | null;
 }
 
-const IDLE_INIT_PATH = "/dev/.nexcage-init";
+// busybox picks its applet by argv[0]'s basename: it must be "busybox" for `busybox sleep infinity`
+const IDLE_INIT_PATH = "/dev/.nexcage-init/busybox";
 /** the set Docker and Podman give a container by default */
 const SANDBOX_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
 const PERIOD = 100_000;

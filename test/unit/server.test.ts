@@ -209,7 +209,7 @@ describe("API over a fake engine", () => {
     expect(spec.process.env).toContain("FOO=bar");
     expect(spec.process.env).toContain("IMAGE=busybox");
     expect(spec.annotations).toMatchObject({ "org.nexcage.sandbox": sb, "org.nexcage.sandbox.tenant": "alpha", "org.nexcage.backend": "crun", "org.nexcage.network": "isolated", "org.nexcage.ports": "8080:80/tcp" });
-    expect(spec.process.args).toEqual(["/dev/.nexcage-init", "sleep", "infinity"]);
+    expect(spec.process.args).toEqual(["/dev/.nexcage-init/busybox", "sleep", "infinity"]);
     // memory quota 1G: 256M + 1G does not fit
     const over = await s.call("POST", "/v1/sandboxes", { token: a, body: { image: "busybox", resources: { memory: "1G" } } });
     expect(over.status).toBe(403);
