@@ -3,7 +3,7 @@
 // and hands it to the engine; any failure undoes every step. Each sandbox is a container of the runtime with
 // the same id, marked by annotations so that reconcile can tell the server's containers from anyone else's.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { NexcageError } from "../core/errors.ts";
 import { faultPoint } from "../core/fault.ts";
 import { log } from "../core/log.ts";
@@ -76,6 +76,18 @@ const IDLE_INIT_PATH = "/dev/.nexcage-init/busybox";
 /** the set Docker and Podman give a container by default */
 const SANDBOX_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"];
 const PERIOD = 100_000;
+
+/** this process's hard RLIMIT_NOFILE: raising a container's above it needs CAP_SYS_RESOURCE, which a server
+ *  in a container may not have */
+function hardNofile(): number {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const hard = line?.trim().split(/\s+/)[4];
+    return hard === "unlimited" ? 65536 : Number(hard) || 1024;
+  } catch {
+    return 1024;
+  }
+}
 
 export function newSandboxId(): string {
   // 60 random bits in lowercase base32: short enough to type, unique enough for any host
@@ -243,7 +255,8 @@ export class SandboxService {
     // an agent's sandbox runs package managers and builds: the capabilities container engines give by
     // default (chown, setuid for su/apt, ...) and a sane fd count; no-new-privileges stays
     spec.process.capabilities = Object.fromEntries(["bounding", "effective", "permitted"].map((k) => [k, SANDBOX_CAPS]));
-    spec.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: 65536, soft: 65536 }];
+    const nofile = Math.min(65536, hardNofile());
+    spec.process.rlimits = [{ type: "RLIMIT_NOFILE", hard: nofile, soft: nofile }];
     if (!body.command) {
       spec.mounts.push({ destination: IDLE_INIT_PATH, type: "bind", source: this.o.idleInit, options: ["bind", "ro", "nosuid", "nodev"] });
     }

@@ -141,16 +141,16 @@ for (const backend of ["crun", "lxc"]) {
 
     test("an agent's flow: create, upload, exec streaming, snapshot, new sandbox from it, restore, delete", async () => {
       const c = await s.call("POST", "/v1/sandboxes", { token: alpha, body: { image: "busybox-layout", name: "agent", resources: { memory: "128M", vcpus: 0.5, pids: 64 }, env: { GREETING: "hello" } } });
-      expect(c.status).toBe(201);
+      expect({ status: c.status, error: c.json?.error }).toEqual({ status: 201, error: undefined });
       const id = c.json.id as string;
       expect(c.json).toMatchObject({ state: "running", backend, tenant: "alpha" });
       expect(containers(s)).toContain(id);
 
       const up = await s.call("PUT", `/v1/sandboxes/${id}/files/content?path=/work/job.sh&mode=0755`, { token: alpha, raw: '#!/bin/sh\necho "$GREETING from $(hostname)"\ncat /work/data.txt\necho to-stderr >&2\nexit 3\n' });
-      expect(up.status).toBe(201);
+      expect({ status: up.status, error: up.json?.error }).toEqual({ status: 201, error: undefined });
       await s.call("PUT", `/v1/sandboxes/${id}/files/content?path=/work/data.txt`, { token: alpha, raw: "version one\n" });
       const ex = await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: alpha, body: { command: ["/work/job.sh"] } });
-      expect(ex.status).toBe(200);
+      expect({ status: ex.status, error: ex.json?.error }).toEqual({ status: 200, error: undefined });
       expect(stdout(ex.text)).toBe(`hello from ${id}\nversion one\n`);
       expect(events(ex.text).filter((e) => e.type === "stderr").map((e) => e.data).join("")).toBe("to-stderr\n");
       expect(exitOf(ex.text)).toMatchObject({ type: "exit", code: 3 });
@@ -164,13 +164,13 @@ for (const backend of ["crun", "lxc"]) {
       expect(exitOf(missing.text)).toMatchObject({ type: "exit", code: 127 });
 
       const snap = await s.call("POST", `/v1/sandboxes/${id}/snapshots`, { token: alpha, body: { name: "v1" } });
-      expect(snap.status).toBe(201);
+      expect({ status: snap.status, error: snap.json?.error }).toEqual({ status: 201, error: undefined });
       expect(snap.json).toMatchObject({ name: "v1" });
       expect((await s.call("POST", `/v1/sandboxes/${id}/snapshots/v1/verify`, { token: alpha })).json).toEqual({ ok: true, differences: [] });
       await s.call("PUT", `/v1/sandboxes/${id}/files/content?path=/work/data.txt`, { token: alpha, raw: "version two\n" });
 
       const copy = await s.call("POST", "/v1/sandboxes", { token: alpha, body: { fromSnapshot: { sandbox: id, snapshot: "v1" }, resources: { memory: "64M" } } });
-      expect(copy.status).toBe(201);
+      expect({ status: copy.status, error: copy.json?.error }).toEqual({ status: 201, error: undefined });
       const cat = await s.call("POST", `/v1/sandboxes/${copy.json.id}/exec`, { token: alpha, body: { command: ["cat", "/work/data.txt"] } });
       expect(stdout(cat.text)).toBe("version one\n");
 
@@ -187,7 +187,7 @@ for (const backend of ["crun", "lxc"]) {
 
     test("the reservation is a real limit: cgroups hold it, a fork bomb stops at the pids limit", async () => {
       const c = await s.call("POST", "/v1/sandboxes", { token: alpha, body: { image: "busybox.tar", resources: { memory: "96M", vcpus: 0.25, pids: 32 } } });
-      expect(c.status).toBe(201);
+      expect({ status: c.status, error: c.json?.error }).toEqual({ status: 201, error: undefined });
       const id = c.json.id as string;
       const st = (await s.call("GET", `/v1/sandboxes/${id}/stats`, { token: alpha })).json;
       expect(st.memory.usage.limit).toBe(96 * 2 ** 20);
@@ -225,7 +225,7 @@ for (const backend of ["crun", "lxc"]) {
     test("a background exec's output and exit code are kept; pause and resume", async () => {
       const id = (await s.call("POST", "/v1/sandboxes", { token: alpha, body: { image: "busybox-layout" } })).json.id as string;
       const bg = await s.call("POST", `/v1/sandboxes/${id}/exec`, { token: alpha, body: { command: ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.1; done; exit 4"], background: true } });
-      expect(bg.status).toBe(202);
+      expect({ status: bg.status, error: bg.json?.error }).toEqual({ status: 202, error: undefined });
       let info: any;
       for (let i = 0; i < 200; i++) {
         info = (await s.call("GET", `/v1/sandboxes/${id}/execs/${bg.json.id}`, { token: alpha })).json;
@@ -270,7 +270,7 @@ describe("sandbox API: a server killed in the middle of a create", () => {
       expect(readFileSync(`${s.logFile}.err`, "utf8")).toMatch(/reconciled after an unclean stop/);
       // the one-sandbox quota is free again: a create goes through
       const ok = await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout" } });
-      expect(ok.status).toBe(201);
+      expect({ status: ok.status, error: ok.json?.error }).toEqual({ status: 201, error: undefined });
       expect((await s.call("DELETE", `/v1/sandboxes/${ok.json.id}`, { token: tok })).status).toBe(204);
       await s.stop();
     });
@@ -332,7 +332,7 @@ describe.skipIf(!Bun.which("mkfs.btrfs"))("sandbox API: disk sizes on btrfs with
   test("a write past resources.disk fails inside the sandbox, also after a restore; the quota counts it", async () => {
     expect(readFileSync(`${s.logFile}.err`, "utf8")).toContain("sandbox disk sizes are enforced (btrfs qgroups)");
     const c = await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout", resources: { disk: "32M" } } });
-    expect(c.status).toBe(201);
+    expect({ status: c.status, error: c.json?.error }).toEqual({ status: 201, error: undefined });
     const id = c.json.id as string;
     expect(statSync(join(s.data, "sandboxes", id, "rootfs")).ino).toBe(256);
     const over = await s.call("POST", "/v1/sandboxes", { token: tok, body: { image: "busybox-layout", resources: { disk: "190M" } } });
