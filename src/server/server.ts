@@ -153,7 +153,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     // bound with a umask that leaves it root's alone from the first instant, then made sure of
     const old = process.umask(0o177);
     try {
-      server = Bun.serve({ ...common, unix: path });
+      // Bun ignores per-request timeout(req, 0) on Unix sockets (a silent exec stream would be cut after 10 s),
+      // so idle connections are never timed out there; the socket is root's alone (types omit the option)
+      server = Bun.serve({ ...common, unix: path, idleTimeout: 0 } as Parameters<typeof Bun.serve>[0]);
     } finally {
       process.umask(old);
     }
