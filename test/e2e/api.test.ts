@@ -38,6 +38,12 @@ function images(dir: string): string {
 export function apiServer(backend: string, o: { data?: string } = {}): ApiServer {
   const rt = runtimeFor(backend);
   const data = o.data ?? join(rt.dir, "server");
+  const spawned: ReturnType<typeof Bun.spawn>[] = [];
+  const spawn = (...a: Parameters<typeof Bun.spawn>) => {
+    const p = Bun.spawn(...a);
+    spawned.push(p);
+    return p;
+  };
   const s: ApiServer = {
     sock: join(rt.dir, "api.sock"),
     db: join(rt.dir, "server.db"),
@@ -45,8 +51,9 @@ export function apiServer(backend: string, o: { data?: string } = {}): ApiServer
     rt,
     logFile: join(rt.dir, "serve.log"),
     async start(env = {}, extra = []) {
+      await this.stop();
       // stdout/stderr to a file: the sandboxes' inits inherit the server's stdio, and a pipe would stay open
-      this.proc = Bun.spawn([...rt.argv, "serve", "--listen", `unix:${this.sock}`, "--db", this.db, "--data", data, "--images", images(rt.dir), ...extra], {
+      this.proc = spawn([...rt.argv, "serve", "--listen", `unix:${this.sock}`, "--db", this.db, "--data", data, "--images", images(rt.dir), ...extra], {
         stdin: "ignore",
         stdout: Bun.file(this.logFile),
         stderr: Bun.file(`${this.logFile}.err`),
@@ -64,9 +71,13 @@ export function apiServer(backend: string, o: { data?: string } = {}): ApiServer
       throw new Error(`serve did not come up: ${readFileSync(`${this.logFile}.err`, "utf8")}`);
     },
     async stop() {
-      if (!this.proc || this.proc.exitCode !== null) return;
-      this.proc.kill("SIGTERM");
-      await this.proc.exited;
+      // every server this harness started goes, whatever state a failed test left it in
+      for (const p of spawned) {
+        if (p.exitCode !== null || p.signalCode !== null) continue;
+        p.kill("SIGTERM");
+        if ((await Promise.race([p.exited.then(() => true), Bun.sleep(10_000).then(() => false)])) === false) p.kill("SIGKILL");
+        await p.exited;
+      }
     },
     cli(args) {
       const r = Bun.spawnSync([BIN, ...args, "--db", this.db], { stdout: "pipe", stderr: "pipe" });
