@@ -370,3 +370,30 @@ describe.skipIf(!Bun.which("mkfs.btrfs"))("sandbox API: disk sizes on btrfs with
     expect(sh(`btrfs subvolume list ${mnt}`).stdout.toString().trim()).toBe("");
   });
 });
+
+describe("sandbox API over TCP", () => {
+  test("HTTPS with a certificate; plain HTTP only on loopback, with a warning; refused elsewhere", async () => {
+    const s = apiServer("crun");
+    try {
+      const key = join(s.rt.dir, "key.pem");
+      const cert = join(s.rt.dir, "cert.pem");
+      expect(Bun.spawnSync(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"]).exitCode).toBe(0);
+      const port = 20000 + (process.pid % 20000);
+      const srv = Bun.spawn([...s.rt.argv, "serve", "--listen", `127.0.0.1:${port}`, "--tls-cert", cert, "--tls-key", key, "--db", s.db], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      let body = "";
+      for (let i = 0; i < 200 && !body; i++) {
+        body = await fetch(`https://127.0.0.1:${port}/healthz`, { tls: { rejectUnauthorized: false } }).then((r) => r.text(), () => "");
+        if (!body) await Bun.sleep(25);
+      }
+      expect(body).toBe('{"ok":true}');
+      expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+      srv.kill("SIGTERM");
+      expect(await new Response(srv.stderr).text()).toContain(`listening on https://127.0.0.1:${port}`);
+      const plain = Bun.spawnSync([...s.rt.argv, "serve", "--listen", `0.0.0.0:${port}`, "--db", s.db], { stdout: "pipe", stderr: "pipe" });
+      expect(plain.exitCode).toBe(2);
+      expect(plain.stderr.toString()).toContain(`refusing plain HTTP on 0.0.0.0:${port}`);
+    } finally {
+      rmSync(s.rt.dir, { recursive: true, force: true });
+    }
+  });
+});
