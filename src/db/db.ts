@@ -69,20 +69,13 @@ export interface SandboxRow {
   error: string | null;
 }
 
-export interface Reservation {
-  id: string;
-  tenantId: number;
+/** what a create asks to hold: the sandbox row before it exists */
+export type Reservation = Pick<SandboxRow, "id" | "tenantId" | "image" | "bundle" | "vcpus" | "memory" | "disk" | "pids"> & {
   name?: string | undefined;
-  image: string;
-  bundle: string;
-  vcpus: number;
-  memory: number;
-  disk: number;
-  pids: number;
   ttlSeconds?: number | undefined;
   ttlAction?: string | undefined;
   request: unknown;
-}
+};
 
 /** host-wide capacity (already multiplied by the overcommit ratio); null = not limited */
 export interface HostLimits {
