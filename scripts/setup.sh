@@ -35,8 +35,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Bun comes from the npm registry as a devDependency (npm ci installs the platform binary package)
-if [ ! -x node_modules/.bin/bun ]; then npm ci --no-audit --no-fund --loglevel=error; fi
+# Bun comes from the npm registry as a devDependency (npm ci installs the platform binary package);
+# installed again whenever package-lock.json changed since the last install
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/bun ] || [ "$(cat node_modules/.nexcage-lock-sum 2>/dev/null)" != "$lock_sum" ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.nexcage-lock-sum
+fi
 
 # Hybrid cgroup hosts: libcrun refuses while controllers are enabled on the cgroup2 hierarchy.
 # Move each one to its own v1 hierarchy (only possible while no cgroup2 child uses it).
