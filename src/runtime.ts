@@ -17,6 +17,7 @@ import { runHooks } from "./oci/hooks.ts";
 import { loadSpec, parseProcess, parseResources, type Process, type Spec } from "./oci/spec.ts";
 import { hookState, nowRfc3339Nano, toOciState, type OciState } from "./oci/state.ts";
 import { route, type RouteDecision } from "./router/router.ts";
+import type { Network, NetworkInterfaceStats } from "./network/index.ts";
 
 export interface RuntimeOptions {
   root?: string;
@@ -61,6 +62,7 @@ export class Runtime {
   readonly root: string;
   readonly store: StateStore;
   private config?: NexcageConfig;
+  private net?: Network;
   private readonly configPath: string | undefined;
   private readonly systemdCgroup: boolean;
   private readonly debug: boolean;
@@ -206,6 +208,8 @@ export class Runtime {
             noNewKeyring: a.noNewKeyring ?? false,
           });
           recordMade(rec, made);
+          // [network hook] CNI ADD into the new container's network namespace (src/network); undone by discard()
+          await (await this.network()).attach(rec, spec, typeof made.data?.netns === "string" ? made.data.netns : undefined);
           delete rec.creating;
           this.store.write(rec);
           if (a.pidFile) writePidFile(a.pidFile, made.waitPid ?? rec.pid);
@@ -229,6 +233,8 @@ export class Runtime {
     } catch (e) {
       log().warn(`rollback of ${rec.id}: ${(e as Error).message}`);
     }
+    // [network hook] CNI DEL, idempotent (a crashed attach left a journaled record)
+    await (await this.network()).detach(rec.id).catch((e) => log().warn(`rollback of ${rec.id}: network: ${(e as Error).message}`));
     this.store.remove(rec.id);
   }
 
@@ -298,6 +304,11 @@ export class Runtime {
           throw new NexcageError("badState", `cannot delete container ${id} that is not stopped: ${status}`);
         }
         await backend.delete(ctx, rec, force || status === "created");
+        // [network hook] CNI DEL; with --force a failing plugin is reported and its record kept for a retry
+        await (await this.network()).detach(id).catch((e) => {
+          if (!force) throw e;
+          log().warn(`delete ${id}: network: ${(e as Error).message}`);
+        });
         this.store.remove(id);
         gone = true;
         if (!backend.capabilities.nativeHooks) {
@@ -329,10 +340,13 @@ export class Runtime {
     return backend.pids(ctx, rec);
   }
 
-  async stats(id: string): Promise<CgroupStats> {
+  async stats(id: string): Promise<CgroupStats & { network_interfaces?: NetworkInterfaceStats[] }> {
     const { rec, backend, ctx, status } = await this.load(id);
     if (status === "stopped") throw errors.notRunning(id);
-    return backend.stats(ctx, rec);
+    const stats = backend.stats(ctx, rec);
+    // [network hook] rx/tx of the container's CNI interface, in runc's network_interfaces shape
+    const net = (await this.network()).stats(id, rec.pid);
+    return net ? { ...stats, network_interfaces: net } : stats;
   }
 
   async update(id: string, resources: unknown): Promise<void> {
@@ -447,6 +461,12 @@ export class Runtime {
       recordMade(rec, await backend.relaunch(ctx, rec));
       this.store.write(rec);
     });
+  }
+
+  /** container networking: CNI attachments, port forwards, egress policy (src/network) */
+  async network(): Promise<Network> {
+    const { Network } = await import("./network/index.ts");
+    return (this.net ??= new Network(this));
   }
 
   /** snapshots of containers' root filesystems (src/snapshot) */

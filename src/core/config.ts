@@ -50,6 +50,36 @@ const ProxmoxSchema = v.strictObject({
   pvesm: v.optional(v.string(), "pvesm"),
 });
 
+// networking (src/network): which CNI network a container joins, where conflists and plugins live, and the
+// built-in `nexcage` network's bridge and subnet (tests and hosts pick their own so nothing collides)
+const NetworkRuleSchema = v.pipe(
+  v.strictObject({
+    name: v.optional(v.string()),
+    id: v.optional(v.pipe(v.string(), v.minLength(1))),
+    annotation: v.optional(v.pipe(v.string(), v.minLength(1))),
+    value: v.optional(v.string()),
+    /** a network name from the network directory, `nexcage`, or `none` */
+    network: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a network name (letters, digits, _ . -)")),
+  }),
+  v.check((r) => r.id !== undefined || r.annotation !== undefined, "a rule needs `id` or `annotation` to match on"),
+  v.check((r) => r.value === undefined || r.annotation !== undefined, "`value` needs `annotation`"),
+);
+const cidr4 = v.pipe(v.string(), v.regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|30)$/, "must be an IPv4 CIDR such as 10.87.0.0/16 (prefix up to /30)"));
+const NetworkSchema = v.strictObject({
+  /** the network of containers no rule or annotation places: `none` keeps runc's behaviour (loopback only) */
+  default: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a network name")), "none"),
+  /** user conflists (*.conflist, *.json): the file's `name` is the network's name */
+  dir: v.optional(absPath, "/etc/nexcage/networks"),
+  /** where CNI plugin binaries are looked up (CNI_PATH), in order */
+  pluginDirs: v.optional(v.array(absPath), ["/usr/lib/cni", "/opt/cni/bin"]),
+  /** the built-in `nexcage` network: bridge name and host-local subnet */
+  bridge: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]{1,15}$/, "must be an interface name (1-15 characters)")), "nexcage0"),
+  subnet: v.optional(cidr4, "10.87.0.0/16"),
+  routing: v.optional(v.array(NetworkRuleSchema), []),
+  /** seconds one CNI plugin call may take */
+  timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 60),
+});
+
 const NexcageConfigSchema = v.strictObject({
   $schema: v.optional(v.string()),
   defaultBackend: v.optional(backendName, "crun"),
@@ -63,6 +93,8 @@ const NexcageConfigSchema = v.strictObject({
   lxc: v.optional(v.strictObject({ lxcpath: v.optional(absPath) }), {}),
   /** proxmox-lxc and proxmox-vm backends */
   proxmox: v.optional(ProxmoxSchema, {}),
+  /** CNI networking for containers that have a network namespace of their own */
+  network: v.optional(NetworkSchema, {}),
   /** snapshot retention: `snapshot prune` applies keepLast/maxAge ("7d"); create refuses beyond maxPerContainer */
   snapshots: v.optional(
     v.strictObject({
@@ -75,6 +107,8 @@ const NexcageConfigSchema = v.strictObject({
 });
 
 export type RoutingRule = v.InferOutput<typeof RuleSchema>;
+export type NetworkRule = v.InferOutput<typeof NetworkRuleSchema>;
+export type NetworkSettings = v.InferOutput<typeof NetworkSchema>;
 export type NexcageConfig = v.InferOutput<typeof NexcageConfigSchema> & { source: string };
 
 // Earlier NexCage (Zig) config: container_config.routing [{pattern, runtime}], crun_name_patterns,
@@ -126,13 +160,17 @@ function isLegacy(data: unknown): boolean {
 export function parseConfig(data: unknown, source: string): NexcageConfig {
   const config = isLegacy(data) ? fromLegacy(data, source) : parseWith(NexcageConfigSchema, data, `invalid nexcage config ${source}`);
   // a broken pattern must fail when the file is loaded, not when some id first falls through to it
-  config.routing.forEach((r, i) => {
+  const rules: [string, { name?: string | undefined; id?: string | undefined; value?: string | undefined }][] = [
+    ...config.routing.map((r, i) => [`routing[${i}]`, r] as [string, typeof r]),
+    ...config.network.routing.map((r, i) => [`network.routing[${i}]`, r] as [string, typeof r]),
+  ];
+  rules.forEach(([where, r]) => {
     for (const p of [r.id, r.value]) {
       if (p === undefined) continue;
       try {
         compilePattern(p);
       } catch (e) {
-        throw new NexcageError("invalidSpec", `invalid nexcage config ${source}: routing[${i}] (${r.name ?? "unnamed"}): ${(e as Error).message}`);
+        throw new NexcageError("invalidSpec", `invalid nexcage config ${source}: ${where} (${r.name ?? "unnamed"}): ${(e as Error).message}`);
       }
     }
   });
@@ -160,6 +198,7 @@ function fromLegacy(data: unknown, source: string): v.InferOutput<typeof Nexcage
     runc: {},
     lxc: {},
     proxmox: v.parse(ProxmoxSchema, {}),
+    network: v.parse(NetworkSchema, {}),
     snapshots: {},
   };
 }

@@ -19,8 +19,10 @@ export default defineCommand({
       results.push(await (await getBackend(name)).probe(rt.context(name)));
     }
     const config = await rt.getConfig().then((c) => c.source, (e: Error) => `invalid: ${e.message}`);
+    // CNI networking: plugins and tools, and CNI CHECK of every attached container
+    const network = await (await rt.network()).health();
     if (args.format === "json") {
-      out(`${JSON.stringify({ root: rt.root, config, backends: results }, null, 2)}\n`);
+      out(`${JSON.stringify({ root: rt.root, config, backends: results, network }, null, 2)}\n`);
     } else if (args.format === "table") {
       let text = `root: ${rt.root}\nconfig: ${config}\n\n`;
       for (const r of results) {
@@ -28,6 +30,10 @@ export default defineCommand({
         text += `${r.backend.padEnd(12)} ${r.ok ? "ok  " : "FAIL"} ${details}\n`;
         for (const p of r.problems) text += `${"".padEnd(17)}- ${p}\n`;
       }
+      const nd = Object.entries(network.details).map(([k, v]) => `${k}=${v}`).join(" ");
+      text += `${"network".padEnd(12)} ${network.ok ? "ok  " : "FAIL"} ${nd}\n`;
+      for (const c of network.containers) text += `${"".padEnd(17)}${c.id} (${c.network}${c.ips ? ` ${c.ips.join(",")}` : ""}): ${c.check}\n`;
+      for (const p of network.problems.filter((p) => !p.startsWith("container "))) text += `${"".padEnd(17)}- ${p}\n`;
       out(text);
     } else throw new NexcageError("usage", `invalid format option ${JSON.stringify(args.format)}`);
     // usable when the default backend works; the exit status lets scripts gate on it

@@ -35,4 +35,5 @@ export const commands: Record<string, () => Promise<VerbModule>> = {
   serve: () => import("./serve.ts"),
   tenant: () => import("./tenant.ts"),
   token: () => import("./token.ts"),
+  port: () => import("./port.ts"),
 };

@@ -1,0 +1,172 @@
+// A CNI client (the container network interface protocol, spec 1.0): runs plugin binaries with the CNI_*
+// environment and one plugin's config on stdin, chains ADD results through `prevResult`, hands each plugin
+// only the runtime capabilities it declares, runs DEL in reverse order and CHECK against the cached result.
+// The plugins (bridge, host-local, portmap, firewall, bandwidth, tuning, loopback ...) do the host work;
+// nothing here touches netlink or the firewall itself.
+import { existsSync } from "node:fs";
+import * as v from "valibot";
+import { NexcageError } from "../core/errors.ts";
+import { parseWith } from "../core/validate.ts";
+
+const PluginSchema = v.looseObject({ type: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/, "must be a plugin binary name")), capabilities: v.optional(v.record(v.string(), v.boolean())) });
+export const ConfListSchema = v.looseObject({
+  cniVersion: v.pipe(v.string(), v.regex(/^\d+\.\d+\.\d+$/, "must be a version such as 1.0.0")),
+  name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a network name (letters, digits, _ . -)")),
+  disableCheck: v.optional(v.boolean()),
+  plugins: v.pipe(v.array(PluginSchema), v.minLength(1, "must list at least one plugin")),
+});
+export type ConfList = v.InferOutput<typeof ConfListSchema>;
+export type PluginConf = ConfList["plugins"][number];
+
+export interface CniInterface {
+  name: string;
+  mac?: string;
+  sandbox?: string;
+}
+export interface CniIp {
+  address: string;
+  gateway?: string;
+  interface?: number;
+}
+/** the parts of a CNI 1.0 result nexcage reads; the whole object is kept and handed back as prevResult */
+export interface CniResult {
+  cniVersion: string;
+  interfaces?: CniInterface[];
+  ips?: CniIp[];
+  routes?: { dst: string; gw?: string }[];
+  dns?: unknown;
+  [k: string]: unknown;
+}
+
+export interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: "tcp" | "udp";
+  hostIP?: string;
+}
+/** the bandwidth plugin's runtime config: rates in bits per second, bursts in bits */
+export interface Bandwidth {
+  ingressRate?: number;
+  ingressBurst?: number;
+  egressRate?: number;
+  egressBurst?: number;
+}
+export interface RuntimeConfig {
+  portMappings?: PortMapping[];
+  bandwidth?: Bandwidth;
+}
+
+export interface CniCall {
+  containerId: string;
+  netns: string;
+  ifname: string;
+  /** CNI_PATH: directories searched for plugin binaries */
+  path: string[];
+  runtimeConfig: RuntimeConfig;
+  timeoutMs: number;
+}
+
+type Command = "ADD" | "DEL" | "CHECK";
+
+/** A plugin's full path, or a clear error naming the directories searched. */
+export function findPlugin(type: string, dirs: string[]): string {
+  for (const d of dirs) if (existsSync(`${d}/${type}`)) return `${d}/${type}`;
+  throw new NexcageError("unsupported", `CNI plugin ${JSON.stringify(type)} not found in ${dirs.join(":")} (apt-get install containernetworking-plugins)`);
+}
+
+/** The stdin of one plugin call: the plugin's own keys plus the list's name and version, prevResult and
+ *  the runtimeConfig entries of the capabilities it declares (as libcni builds it). */
+export function pluginInput(list: ConfList, plugin: PluginConf, rc: RuntimeConfig, prevResult: CniResult | undefined): Record<string, unknown> {
+  const input: Record<string, unknown> = { ...plugin, cniVersion: list.cniVersion, name: list.name };
+  const runtimeConfig: Record<string, unknown> = {};
+  for (const [cap, on] of Object.entries(plugin.capabilities ?? {})) {
+    const value = (rc as Record<string, unknown>)[cap];
+    if (on && value !== undefined) runtimeConfig[cap] = value;
+  }
+  if (Object.keys(runtimeConfig).length) input.runtimeConfig = runtimeConfig;
+  if (prevResult) input.prevResult = prevResult;
+  return input;
+}
+
+export async function invoke(command: Command, list: ConfList, plugin: PluginConf, call: CniCall, prevResult: CniResult | undefined): Promise<CniResult | undefined> {
+  const bin = findPlugin(plugin.type, call.path);
+  const stdin = JSON.stringify(pluginInput(list, plugin, call.runtimeConfig, prevResult));
+  const proc = Bun.spawn([bin], {
+    stdin: Buffer.from(stdin),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: call.containerId,
+      CNI_NETNS: call.netns,
+      CNI_IFNAME: call.ifname,
+      CNI_PATH: call.path.join(":"),
+    },
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), call.timeoutMs);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  if (proc.signalCode === "SIGKILL") throw new NexcageError("timeout", `CNI ${command} ${list.name}/${plugin.type}: no answer within ${call.timeoutMs / 1000} s`);
+  if (code !== 0) throw new NexcageError("failure", `CNI ${command} ${list.name}/${plugin.type}: ${pluginError(out, err, code)}`);
+  if (command !== "ADD") return undefined;
+  try {
+    return JSON.parse(out) as CniResult;
+  } catch {
+    throw new NexcageError("failure", `CNI ADD ${list.name}/${plugin.type}: the plugin printed no JSON result: ${out.slice(0, 200)}`);
+  }
+}
+
+/** CNI's error object is {code, msg, details} on stdout; older plugins print to stderr only */
+function pluginError(out: string, err: string, code: number): string {
+  try {
+    const e = JSON.parse(out) as { code?: number; msg?: string; details?: string };
+    if (e.msg) return `${e.msg}${e.details ? ` (${e.details})` : ""}`;
+  } catch {}
+  return (err.trim() || out.trim() || `exit status ${code}`).split("\n").slice(-3).join("; ");
+}
+
+/**
+ * ADD through the whole list; each plugin gets the previous one's result. On a failure the plugins already
+ * run are deleted again (newest first) so a failed ADD leaves nothing, then the error is thrown.
+ * `after(i)` runs once plugin i succeeded (crash-test points and journaling hang off it).
+ */
+export async function addList(list: ConfList, call: CniCall, after: (i: number, result: CniResult) => void = () => {}): Promise<CniResult> {
+  let result: CniResult | undefined;
+  const done: PluginConf[] = [];
+  try {
+    for (const [i, plugin] of list.plugins.entries()) {
+      const r = await invoke("ADD", list, plugin, call, result);
+      done.push(plugin);
+      if (r) result = r;
+      after(i, result as CniResult);
+    }
+  } catch (e) {
+    await delList({ ...list, plugins: done }, call, result).catch(() => {});
+    throw e;
+  }
+  if (!result) throw new NexcageError("failure", `CNI ADD ${list.name}: no plugin returned a result`);
+  return result;
+}
+
+/** DEL in reverse order. Every plugin is called even when one fails (DEL must release what it can);
+ *  the first error is thrown afterwards. */
+export async function delList(list: ConfList, call: CniCall, cached: CniResult | undefined): Promise<void> {
+  let first: unknown;
+  for (const plugin of [...list.plugins].reverse()) {
+    try {
+      await invoke("DEL", list, plugin, call, cached);
+    } catch (e) {
+      first ??= e;
+    }
+  }
+  if (first) throw first;
+}
+
+export async function checkList(list: ConfList, call: CniCall, cached: CniResult): Promise<void> {
+  for (const plugin of list.plugins) await invoke("CHECK", list, plugin, call, cached);
+}
+
+export function parseConfList(data: unknown, source: string): ConfList {
+  return parseWith(ConfListSchema, data, `invalid CNI network ${source}`);
+}

@@ -1,0 +1,342 @@
+// Container networking end to end with Debian's CNI plugins, crun, runc and lxc containers, nftables and tc.
+// Everything runs inside network namespaces this file creates (nexcage-net-<pid> for the "host" side with
+// the bridge, nexcage-net-<pid>-c for an outside client joined to it by a veth pair); nothing touches the
+// machine's own interfaces, routes or firewall, and no packet leaves those namespaces. nexcage is entered
+// into the namespace with `nsenter --net` (not `ip netns exec`, which remounts /sys and hides the cgroups).
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ExitCode } from "../../src/core/errors.ts";
+import { makeBundle } from "../fixtures/busybox.ts";
+import { hostSetup, runtimeFor, waitFor } from "./helpers.ts";
+
+const NS = `nexcage-net-${process.pid}`;
+const CLIENT_NS = `${NS}-c`;
+const NSPATH = `/var/run/netns/${NS}`;
+// private ranges chosen per run; they exist only inside the two namespaces
+const SUBNET = `10.${100 + (process.pid % 100)}.${process.pid % 250}.0/24`;
+const PREFIX = SUBNET.split(".").slice(0, 3).join(".");
+const HOST_IP = "192.168.251.1"; // the "host" namespace's address towards the client namespace
+const CLIENT_IP = "192.168.251.2";
+
+function sh(argv: string[], timeoutMs = 20_000): { code: number; stdout: string; stderr: string } {
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe", timeout: timeoutMs });
+  return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+const inNs = (argv: string[], timeoutMs?: number) => sh(["nsenter", `--net=${NSPATH}`, ...argv], timeoutMs);
+const inClient = (argv: string[], timeoutMs?: number) => sh(["nsenter", `--net=/var/run/netns/${CLIENT_NS}`, ...argv], timeoutMs);
+
+function setupNamespaces(): void {
+  teardownNamespaces();
+  for (const [cmd, what] of [
+    [["ip", "netns", "add", NS], "netns"],
+    [["ip", "netns", "add", CLIENT_NS], "client netns"],
+    [["ip", "-n", NS, "link", "set", "lo", "up"], "lo"],
+    [["ip", "-n", CLIENT_NS, "link", "set", "lo", "up"], "client lo"],
+    [["ip", "-n", NS, "link", "add", "nxt-h", "type", "veth", "peer", "name", "nxt-c", "netns", CLIENT_NS], "veth"],
+    [["ip", "-n", NS, "addr", "add", `${HOST_IP}/30`, "dev", "nxt-h"], "addr"],
+    [["ip", "-n", CLIENT_NS, "addr", "add", `${CLIENT_IP}/30`, "dev", "nxt-c"], "client addr"],
+    [["ip", "-n", NS, "link", "set", "nxt-h", "up"], "up"],
+    [["ip", "-n", CLIENT_NS, "link", "set", "nxt-c", "up"], "client up"],
+  ] as const) {
+    const r = sh([...cmd]);
+    if (r.code !== 0) throw new Error(`test namespace set-up (${what}): ${r.stderr}`);
+  }
+}
+
+function teardownNamespaces(): void {
+  for (const ns of [CLIENT_NS, NS]) if (existsSync(`/var/run/netns/${ns}`)) sh(["ip", "netns", "del", ns]);
+}
+
+beforeAll(() => {
+  hostSetup();
+  setupNamespaces();
+});
+afterAll(() => teardownNamespaces());
+
+/** A nexcage runtime for `backend` whose every call runs inside the test namespace. */
+function netRuntime(backend: string, network: Record<string, unknown> = {}) {
+  const rt = runtimeFor(backend, { network: { subnet: SUBNET, bridge: "nxt0", dir: "/nonexistent", ...network } });
+  const scratch = join(rt.dir, "scratch");
+  mkdirSync(scratch, { recursive: true });
+  let n = 0;
+  /** no pipes: a created container inherits the CLI's stdio (stderr goes to a file) */
+  const nx = (args: string[], env: Record<string, string> = {}) => {
+    const errFile = join(scratch, `stderr-${++n}`);
+    const r = Bun.spawnSync(["nsenter", `--net=${NSPATH}`, ...rt.argv, ...args], { stdout: "ignore", stderr: Bun.file(errFile), env: { ...process.env, ...env }, timeout: 60_000 });
+    const stderr = existsSync(errFile) ? readFileSync(errFile, "utf8") : "";
+    rmSync(errFile, { force: true });
+    return { code: r.exitCode ?? -1, stderr, signal: r.signalCode };
+  };
+  /** calls that print (state, port ls, events) */
+  const nxOut = (args: string[]) => inNs([...rt.argv, ...args], 30_000);
+  const bundles: (() => void)[] = [];
+  const bundle = (annotations: Record<string, string>, args = ["httpd", "-f", "-p", "80", "-h", "/www"]) => {
+    const b = makeBundle({ args, annotations });
+    mkdirSync(join(b.dir, "rootfs/www"), { recursive: true });
+    writeFileSync(join(b.dir, "rootfs/www/index.html"), "hello from nexcage\n");
+    bundles.push(b.cleanup);
+    return b.dir;
+  };
+  const run = (id: string, annotations: Record<string, string>, args?: string[]) => {
+    const c = nx(["create", "--bundle", bundle(annotations, args), id]);
+    expect(c.stderr).toBe("");
+    expect(c.code).toBe(0);
+    const s = nx(["start", id]);
+    expect(s.code).toBe(0);
+  };
+  const attachment = (id: string) => JSON.parse(readFileSync(join(rt.root, "network/attachments", `${id}.json`), "utf8"));
+  const ipOf = (id: string): string => attachment(id).ips[0];
+  const exec = (id: string, cmd: string[]) => inNs([...rt.argv, "exec", id, ...cmd], 30_000);
+  const cleanup = () => {
+    for (const id of existsSync(join(rt.root, "containers")) ? readdirSync(join(rt.root, "containers")) : []) nx(["delete", "--force", id]);
+    for (const c of bundles) c();
+  };
+  return { rt, nx, nxOut, bundle, run, attachment, ipOf, exec, cleanup };
+}
+
+/**
+ * Everything a network attachment can leave in the namespace or under the root: veths, host-local leases,
+ * nexcage's nft chains, portmap/bridge iptables chains, netns pins, attachment records, port claims.
+ */
+function leaks(root: string): string[] {
+  const found: string[] = [];
+  const veths = inNs(["ip", "-o", "link", "show", "type", "veth"]).stdout.split("\n").filter((l) => l.includes("veth") && !l.includes("nxt-h"));
+  found.push(...veths.map((l) => `veth ${l.split(":")[1]?.trim()}`));
+  const ipam = join(root, "network/ipam/nexcage");
+  for (const f of existsSync(ipam) ? readdirSync(ipam) : []) if (/^\d+\.\d+\.\d+\.\d+$/.test(f)) found.push(`lease ${f}`);
+  const ruleset = inNs(["nft", "list", "ruleset"]).stdout;
+  for (const m of ruleset.matchAll(/chain ((?:eg|sp)-[0-9a-f]+|CNI-DN-[0-9a-f]+|CNI-[0-9a-f]{24})/g)) found.push(`nft chain ${m[1]}`);
+  for (const m of ruleset.matchAll(/ip saddr (\d+\.\d+\.\d+\.\d+) .*?(?:accept|jump)/g)) if (m[1]?.startsWith(PREFIX)) found.push(`firewall rule for ${m[1]}`);
+  for (const d of ["network/netns", "network/attachments", "network/ports"]) {
+    const p = join(root, d);
+    for (const f of existsSync(p) ? readdirSync(p) : []) found.push(`${d}/${f}`);
+  }
+  const ifb = inNs(["ip", "-o", "link", "show", "type", "ifb"]).stdout.trim();
+  if (ifb) found.push(`ifb ${ifb}`);
+  return found;
+}
+
+const wget = (url: string, timeout = 5) => ["busybox", "wget", "-T", String(timeout), "-q", "-O", "-", url];
+
+describe.each(["crun", "runc", "lxc"] as const)("%s: default network", (backend) => {
+  const t = netRuntime(backend);
+  afterAll(() => t.cleanup());
+
+  test("two containers reach each other by address; a forwarded port reaches the server from outside", () => {
+    t.run(`${backend}-a`, { "org.nexcage.network": "nexcage", "org.nexcage.ports": "18080:80/tcp" });
+    t.run(`${backend}-b`, { "org.nexcage.network": "nexcage" });
+    const a = t.ipOf(`${backend}-a`);
+    const b = t.ipOf(`${backend}-b`);
+    expect(a.startsWith(PREFIX)).toBe(true);
+    expect(b).not.toBe(a);
+    // the container sees its address on eth0 and reaches the other one by address (TCP and ICMP)
+    expect(t.exec(`${backend}-b`, ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).toContain(`${b}/24`);
+    expect(t.exec(`${backend}-b`, ["ping", "-c", "1", "-W", "3", a]).code).toBe(0);
+    expect(t.exec(`${backend}-b`, wget(`http://${a}/`)).stdout).toBe("hello from nexcage\n");
+    // from the client namespace, through the host's address: portmap's DNAT
+    expect(inClient(wget(`http://${HOST_IP}:18080/`)).stdout).toBe("hello from nexcage\n");
+  });
+
+  test("delete releases everything: veth, lease, rules, pin, record", () => {
+    for (const id of [`${backend}-a`, `${backend}-b`]) expect(t.nx(["delete", "--force", id]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+});
+
+describe("crun: ports, egress, bandwidth, stats, health", () => {
+  const t = netRuntime("crun");
+  afterAll(() => t.cleanup());
+  const NET = { "org.nexcage.network": "nexcage" };
+
+  test("port add/rm/ls on a running container; conflicts name the holder", () => {
+    t.run("web", { ...NET, "org.nexcage.ports": "18081:80/tcp" });
+    t.run("web2", NET);
+    expect(JSON.parse(t.nxOut(["port", "ls", "web", "--format", "json"]).stdout)).toEqual([{ hostPort: 18081, containerPort: 80, protocol: "tcp" }]);
+    // added after start: reachable at once
+    expect(t.nx(["port", "add", "web", "18082:80/tcp"]).code).toBe(0);
+    expect(inClient(wget(`http://${HOST_IP}:18082/`)).stdout).toBe("hello from nexcage\n");
+    expect(t.nxOut(["port", "ls", "web"]).stdout).toBe("18081:80/tcp\n18082:80/tcp\n");
+    // taken by another container: refused, naming it
+    const taken = t.nx(["port", "add", "web2", "18081:80"]);
+    expect(taken.code).toBe(ExitCode.exists);
+    expect(taken.stderr).toContain("host port 18081/tcp is already forwarded to container web");
+    // a create asking for a taken port fails whole and leaves nothing of its own
+    const c = t.nx(["create", "--bundle", t.bundle({ ...NET, "org.nexcage.ports": "18082:80" }), "web3"]);
+    expect(c.code).toBe(ExitCode.exists);
+    expect(c.stderr).toContain("container web");
+    expect(existsSync(join(t.rt.root, "network/attachments/web3.json"))).toBe(false);
+    // a host process listening on the port: refused, naming the process
+    const listener = Bun.spawn(["nsenter", `--net=${NSPATH}`, "busybox", "nc", "-l", "-p", "18083"], { stdout: "ignore", stderr: "ignore" });
+    try {
+      let r = { code: 0, stderr: "" };
+      for (let i = 0; i < 50 && !r.stderr.includes("in use"); i++) {
+        Bun.sleepSync(20);
+        r = t.nx(["port", "add", "web2", "18083:80"]);
+        if (r.code === 0) t.nx(["port", "rm", "web2", "18083"]);
+      }
+      expect(r.code).toBe(ExitCode.exists);
+      expect(r.stderr).toMatch(/host port 18083\/tcp is in use on the host by pid \d+ \(busybox\)|in use on the host by pid \d+ \(nc\)/);
+    } finally {
+      listener.kill("SIGKILL");
+    }
+    // removed: the connection is refused by the host now
+    expect(t.nx(["port", "rm", "web", "18082/tcp"]).code).toBe(0);
+    const gone = inClient(wget(`http://${HOST_IP}:18082/`, 3));
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toContain("refused");
+    expect(inClient(wget(`http://${HOST_IP}:18081/`)).stdout).toBe("hello from nexcage\n");
+    const bad = t.nx(["port", "rm", "web", "18099"]);
+    expect(bad.code).toBe(ExitCode.notFound);
+    expect(t.nx(["port", "add", "web", "nonsense"]).code).toBe(ExitCode.usage);
+  });
+
+  test("egress deny-all: connections are refused at once (RST), ping gets ICMP; replies to forwarded ports still flow", () => {
+    t.run("closed", { ...NET, "org.nexcage.egress": "deny", "org.nexcage.ports": "18090:80/tcp" });
+    const web = t.ipOf("web");
+    const r = t.exec("closed", wget(`http://${web}/`, 10));
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("refused");
+    const p = t.exec("closed", ["ping", "-c", "1", "-W", "3", web]);
+    expect(p.code).not.toBe(0);
+    // the host itself (the gateway) is egress too
+    expect(t.exec("closed", wget(`http://${PREFIX}.1:1/`, 10)).stderr).toContain("refused");
+    // inbound through the forwarded port still works: replies belong to established connections
+    expect(inClient(wget(`http://${HOST_IP}:18090/`)).stdout).toBe("hello from nexcage\n");
+    // others reach it directly too
+    expect(t.exec("web", wget(`http://${t.ipOf("closed")}/`)).stdout).toBe("hello from nexcage\n");
+    // its own chain, keyed by its address, and nobody else's
+    expect(inNs(["nft", "list", "map", "inet", "nexcage", "egress4"]).stdout).toContain(t.ipOf("closed"));
+    expect(inNs(["nft", "list", "map", "inet", "nexcage", "egress4"]).stdout).not.toContain(`${web} :`);
+  });
+
+  test("egress allow-list: the listed address and port pass, the rest is refused", () => {
+    const web = t.ipOf("web");
+    const web2 = t.ipOf("web2");
+    t.run("listed", { ...NET, "org.nexcage.egress": `${web}:80/tcp` });
+    expect(t.exec("listed", wget(`http://${web}/`)).stdout).toBe("hello from nexcage\n");
+    const other = t.exec("listed", wget(`http://${web2}/`, 10));
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toContain("refused");
+  });
+
+  test("bandwidth limits from annotations become tbf qdiscs on the container's veth", () => {
+    t.run("slow", { ...NET, "org.nexcage.bandwidth.ingress": "8M", "org.nexcage.bandwidth.egress": "4M" });
+    const host = t.attachment("slow").hostIf as string;
+    // ingress (towards the container) shapes the host veth's egress; egress is redirected through an ifb
+    expect(inNs(["tc", "qdisc", "show", "dev", host]).stdout).toMatch(/tbf .*rate 8Mbit/);
+    expect(inNs(["tc", "qdisc", "show"]).stdout).toMatch(/tbf .*rate 4Mbit/);
+    expect(t.exec("slow", wget(`http://${t.ipOf("web")}/`)).stdout).toBe("hello from nexcage\n");
+  });
+
+  test("events --stats: runc's network_interfaces with the container's rx/tx", () => {
+    for (let i = 0; i < 3; i++) t.exec("web2", wget(`http://${t.ipOf("web")}/`));
+    const line = JSON.parse(t.nxOut(["events", "--stats", "web"]).stdout);
+    expect(line.type).toBe("stats");
+    const [nic] = line.data.network_interfaces;
+    expect(Object.keys(nic)).toEqual(["Name", "RxBytes", "RxPackets", "RxErrors", "RxDropped", "TxBytes", "TxPackets", "TxErrors", "TxDropped"]);
+    expect(nic.Name).toBe(t.attachment("web").hostIf);
+    expect(nic.RxBytes).toBeGreaterThan(0);
+    expect(nic.TxBytes).toBeGreaterThan(0);
+    expect(nic.RxPackets).toBeGreaterThan(2);
+    // compared with the kernel's own counters of the container's eth0
+    const dev = t.exec("web", ["cat", "/proc/net/dev"]).stdout.split("\n").find((l) => l.includes("eth0:")) as string;
+    const fields = dev.split(":")[1]?.trim().split(/\s+/).map(Number) ?? [];
+    expect(fields[0]).toBeGreaterThanOrEqual(nic.RxBytes);
+  });
+
+  test("health runs CNI CHECK on every attachment and names a broken one", () => {
+    const ok = JSON.parse(t.nxOut(["health", "--format", "json"]).stdout);
+    expect(ok.network.ok).toBe(true);
+    const web2 = ok.network.containers.find((c: { id: string }) => c.id === "web2");
+    expect(web2).toMatchObject({ id: "web2", network: "nexcage", check: "ok" });
+    // break web2: its address removed behind nexcage's back (inside its netns)
+    const pin = join(t.rt.root, "network/netns/web2");
+    expect(sh(["nsenter", `--net=${pin}`, "ip", "addr", "flush", "dev", "eth0"]).code).toBe(0);
+    const bad = JSON.parse(t.nxOut(["health", "--format", "json"]).stdout);
+    expect(bad.network.ok).toBe(false);
+    expect(bad.network.containers.find((c: { id: string }) => c.id === "web2").check).toMatch(/CNI CHECK nexcage\/bridge/);
+  });
+
+  test("everything removed by delete --force leaves nothing", () => {
+    for (const id of ["web", "web2", "closed", "listed", "slow"]) expect(t.nx(["delete", "--force", id]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+    // the nft tables go with the last policy
+    expect(inNs(["nft", "list", "tables"]).stdout).not.toContain("nexcage");
+  });
+});
+
+describe("crash safety: nothing leaks", () => {
+  const t = netRuntime("crun");
+  afterAll(() => t.cleanup());
+  const ANN = { "org.nexcage.network": "nexcage", "org.nexcage.ports": "18100:80/tcp", "org.nexcage.egress": "deny", "org.nexcage.bandwidth.egress": "10M" };
+  const POINTS = [
+    "network.after-intent",
+    "network.after-pin",
+    "network.after-claim",
+    "network.after-add-bridge",
+    "network.after-add-portmap",
+    "network.after-add-firewall",
+    "network.after-add-bandwidth",
+    "network.after-add",
+    "network.after-egress",
+  ];
+
+  test.each(POINTS)("create killed at %s, then delete --force", (point) => {
+    const id = `crash-${point.split(".")[1]}`;
+    const c = t.nx(["create", "--bundle", t.bundle(ANN), id], { NEXCAGE_FAULT: point });
+    expect(c.signal).toBe("SIGKILL");
+    expect(existsSync(join(t.rt.root, "network/attachments", `${id}.json`))).toBe(true);
+    expect(t.nx(["delete", "--force", id]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+
+  test("create killed after ADD, then the next create of the same id clears it and works", () => {
+    const c = t.nx(["create", "--bundle", t.bundle(ANN), "again"], { NEXCAGE_FAULT: "network.after-add" });
+    expect(c.signal).toBe("SIGKILL");
+    t.run("again", ANN);
+    expect(inClient(wget(`http://${HOST_IP}:18100/`)).stdout).toBe("hello from nexcage\n");
+    expect(t.nx(["delete", "--force", "again"]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+
+  test("a failing plugin rolls the whole create back", () => {
+    // a port only portmap could refuse: hostIP that no interface has is fine for iptables, so break the
+    // chain instead: a user network whose second plugin does not exist
+    const dir = join(t.rt.dir, "networks");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "broken.conflist"), JSON.stringify({ cniVersion: "1.0.0", name: "broken", plugins: [{ type: "bridge", bridge: "nxt1", isGateway: true, ipam: { type: "host-local", subnet: `10.99.${process.pid % 250}.0/24`, dataDir: join(t.rt.dir, "ipam2") } }, { type: "no-such-plugin" }] }));
+    const cfg = JSON.parse(readFileSync(t.rt.config, "utf8"));
+    cfg.network.dir = dir;
+    writeFileSync(t.rt.config, JSON.stringify(cfg));
+    const c = t.nx(["create", "--bundle", t.bundle({ "org.nexcage.network": "broken" }), "broken"]);
+    expect(c.code).toBe(ExitCode.unsupported);
+    expect(c.stderr).toContain('CNI plugin "no-such-plugin" not found');
+    expect(existsSync(join(t.rt.root, "containers/broken"))).toBe(false);
+    expect(leaks(t.rt.root)).toEqual([]);
+    expect(readdirSync(join(t.rt.dir, "ipam2/broken")).filter((f) => /^\d/.test(f))).toEqual([]);
+    cfg.network.dir = "/nonexistent";
+    writeFileSync(t.rt.config, JSON.stringify(cfg));
+  });
+
+  test("SIGKILLed nexcage run (foreground), then delete --force", async () => {
+    const b = t.bundle(ANN);
+    const p = Bun.spawn(["nsenter", `--net=${NSPATH}`, ...t.rt.argv, "run", "--bundle", b, "fg"], { stdout: "ignore", stderr: "ignore", stdin: "ignore" });
+    await waitFor(() => existsSync(join(t.rt.root, "network/attachments/fg.json")) && t.attachment("fg").phase === "attached", 20_000, "the run to attach");
+    p.kill("SIGKILL");
+    await p.exited;
+    expect(inClient(wget(`http://${HOST_IP}:18100/`)).stdout).toBe("hello from nexcage\n");
+    expect(t.nx(["delete", "--force", "fg"]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+
+  test("the container's init killed: its pinned netns still lets delete remove everything", () => {
+    t.run("died", ANN);
+    const pid = JSON.parse(t.nxOut(["state", "died"]).stdout).pid;
+    process.kill(pid, "SIGKILL");
+    Bun.sleepSync(200);
+    expect(JSON.parse(t.nxOut(["state", "died"]).stdout).status).toBe("stopped");
+    expect(t.nx(["delete", "died"]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+});
