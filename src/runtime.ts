@@ -296,7 +296,8 @@ export class Runtime {
         const found = await this.find(id);
         if (!found) {
           gone = true;
-          if (force) return;
+          // [network hook] an attachment whose container is gone (an earlier --force whose CNI DEL failed)
+          if (force) return void (await (await this.network()).detach(id));
           throw errors.notFound(id);
         }
         const { rec, backend, ctx, status } = found;

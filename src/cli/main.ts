@@ -17,6 +17,7 @@ commands:
   spec, features, version
   checkpoint, restore      CRIU with runc's flags, or --fs-only (filesystem snapshots)
   snapshot create|list|restore|delete|verify|prune|export|import ID [NAME]
+  port ls|add|rm ID [PORTS] port forwards of a container on a CNI network (8080:80/tcp)
   route ID [--bundle B]    which backend a container goes to, and why
   health | doctor          whether each backend can work on this host
   demo                     run the embedded busybox container end to end

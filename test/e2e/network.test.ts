@@ -72,7 +72,8 @@ function netRuntime(backend: string, network: Record<string, unknown> = {}) {
   const nxOut = (args: string[]) => inNs([...rt.argv, ...args], 30_000);
   const bundles: (() => void)[] = [];
   const bundle = (annotations: Record<string, string>, args = ["httpd", "-f", "-p", "80", "-h", "/www"]) => {
-    const b = makeBundle({ args, annotations });
+    // CAP_NET_RAW (podman's default set has it) for busybox ping inside the containers
+    const b = makeBundle({ args, annotations, edit: (sp) => ["bounding", "effective", "permitted"].forEach((k) => sp.process.capabilities[k].push("CAP_NET_RAW")) });
     mkdirSync(join(b.dir, "rootfs/www"), { recursive: true });
     writeFileSync(join(b.dir, "rootfs/www/index.html"), "hello from nexcage\n");
     bundles.push(b.cleanup);
@@ -337,6 +338,65 @@ describe("crash safety: nothing leaks", () => {
     Bun.sleepSync(200);
     expect(JSON.parse(t.nxOut(["state", "died"]).stdout).status).toBe("stopped");
     expect(t.nx(["delete", "died"]).code).toBe(0);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+});
+
+describe("the VM seam: a device joined to the CNI interface by tc redirect", () => {
+  const t = netRuntime("crun");
+  const GUEST_NS = `${NS}-g`;
+  afterAll(() => {
+    t.cleanup();
+    if (existsSync(`/var/run/netns/${GUEST_NS}`)) sh(["ip", "netns", "del", GUEST_NS]);
+  });
+
+  test("a 'guest' behind the redirect gets the container's address, port forward and egress policy", async () => {
+    const { redirect } = await import("../../src/network/tap.ts");
+    t.run("vm", { "org.nexcage.network": "nexcage", "org.nexcage.ports": "18110:80/tcp", "org.nexcage.egress": "deny" }, ["sleep", "1000"]);
+    const a = t.attachment("vm");
+    // the guest stands in for a VM: its NIC (a veth instead of a TAP) carries the container's MAC and address
+    expect(sh(["ip", "netns", "add", GUEST_NS]).code).toBe(0);
+    const pin = a.netns as string;
+    const inPin = (argv: string[]) => sh(["nsenter", `--net=${pin}`, ...argv]);
+    const inGuest = (argv: string[]) => sh(["nsenter", `--net=/var/run/netns/${GUEST_NS}`, ...argv]);
+    expect(inPin(["ip", "link", "add", "gst0", "type", "veth", "peer", "name", "geth0", "netns", GUEST_NS]).stderr).toBe("");
+    expect(inPin(["ip", "link", "set", "gst0", "up"]).code).toBe(0);
+    for (const cmd of [["ip", "link", "set", "geth0", "address", a.mac], ["ip", "addr", "add", `${a.ips[0]}/24`, "dev", "geth0"], ["ip", "link", "set", "geth0", "up"], ["ip", "link", "set", "lo", "up"], ["ip", "route", "add", "default", "via", `${PREFIX}.1`]]) {
+      expect(inGuest(cmd).stderr).toBe("");
+    }
+    redirect(pin, "eth0", "gst0");
+    const www = join(t.rt.dir, "guest-www");
+    mkdirSync(www, { recursive: true });
+    writeFileSync(join(www, "index.html"), "hello from the guest\n");
+    const httpd = Bun.spawn(["nsenter", `--net=/var/run/netns/${GUEST_NS}`, "busybox", "httpd", "-f", "-p", "80", "-h", www], { stdout: "ignore", stderr: "ignore" });
+    try {
+      let got = "";
+      for (let i = 0; i < 50 && !got; i++) {
+        got = inClient(wget(`http://${HOST_IP}:18110/`, 2)).stdout;
+        if (!got) Bun.sleepSync(50);
+      }
+      expect(got).toBe("hello from the guest\n");
+      // the egress chain sees the guest's traffic as the container's
+      const out = inGuest(wget(`http://${HOST_IP}:1/`, 5));
+      expect(out.stderr).toContain("refused");
+    } finally {
+      httpd.kill("SIGKILL");
+    }
+  });
+
+  test("joinTap: tap0 next to eth0, both redirects, and what the guest needs", async () => {
+    const { joinTap } = await import("../../src/network/tap.ts");
+    t.run("vm2", { "org.nexcage.network": "nexcage" }, ["sleep", "1000"]);
+    const a = t.attachment("vm2");
+    const j = joinTap(a.netns);
+    expect(j).toMatchObject({ tap: "tap0", mac: a.mac, addresses: [`${a.ips[0]}/24`], gateway: `${PREFIX}.1`, guestIp: `${a.ips[0]}::${PREFIX}.1:255.255.255.0::eth0:off` });
+    const f = sh(["nsenter", `--net=${a.netns}`, "tc", "filter", "show", "dev", "eth0", "ingress"]).stdout;
+    expect(f).toContain("Redirect to device tap0");
+    expect(sh(["nsenter", `--net=${a.netns}`, "tc", "filter", "show", "dev", "tap0", "ingress"]).stdout).toContain("Redirect to device eth0");
+  });
+
+  test("deleting them leaves nothing", () => {
+    for (const id of ["vm", "vm2"]) expect(t.nx(["delete", "--force", id]).code).toBe(0);
     expect(leaks(t.rt.root)).toEqual([]);
   });
 });
