@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import * as v from "valibot";
 import { NexcageError } from "../core/errors.ts";
+import { log } from "../core/log.ts";
 import { parseWith } from "../core/validate.ts";
 
 const PluginSchema = v.looseObject({ type: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_.-]+$/, "must be a plugin binary name")), capabilities: v.optional(v.record(v.string(), v.boolean())) });
@@ -154,6 +155,13 @@ export async function addList(list: ConfList, call: CniCall, after: (i: number, 
 export async function delList(list: ConfList, call: CniCall, cached: CniResult | undefined): Promise<void> {
   let first: unknown;
   for (const plugin of [...list.plugins].reverse()) {
+    try {
+      findPlugin(plugin.type, call.path);
+    } catch (e) {
+      // a plugin that is not there cannot have made anything (its ADD failed) or cannot remove it anyway
+      log().warn(`CNI DEL ${list.name}/${plugin.type} skipped: ${(e as Error).message}`);
+      continue;
+    }
     try {
       await invoke("DEL", list, plugin, call, cached);
     } catch (e) {

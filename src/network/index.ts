@@ -141,7 +141,12 @@ export class Network {
       faultPoint("network.after-pin");
       await this.netLock(async () => claimPorts(this.path("ports"), a.id, req.ports, this.holds));
       faultPoint("network.after-claim");
-      const result = await addList(list, this.call(a, cfg), (i) => faultPoint(`network.after-add-${list.plugins[i]?.type}`));
+      // each plugin's result is journaled: DEL after a crash hands the plugins what they returned
+      const result = await addList(list, this.call(a, cfg), (i, partial) => {
+        a.result = partial;
+        this.write(a);
+        faultPoint(`network.after-add-${list.plugins[i]?.type}`);
+      });
       Object.assign(a, describe(result, a.ifname));
       a.result = result;
       this.write(a);
@@ -171,7 +176,7 @@ export class Network {
     const a = this.read(id);
     if (!a) return;
     const cfg = await this.host.getConfig();
-    await this.netLock(async () => removeEgress(chainKey(id)));
+    if (a.egress.mode !== "allow") await this.netLock(async () => removeEgress(chainKey(id)));
     // DEL needs a real netns or none at all: a pin file a crash left unmounted is no namespace
     if (!isNetns(a.netns)) unpin(a.netns);
     await delList(a.conflist, this.call(a, cfg), a.result);
