@@ -12,20 +12,27 @@ export const BACKEND_ANNOTATION = "org.nexcage.backend";
 
 const backendName = v.picklist(BACKEND_NAMES, `must be one of ${BACKEND_NAMES.join(", ")}`);
 
-const RuleSchema = v.pipe(
-  v.strictObject({
-    name: v.optional(v.string()),
-    /** glob (`web-*`) or, when it starts with ^ or ends with $, a regular expression */
-    id: v.optional(v.pipe(v.string(), v.minLength(1))),
-    /** annotation key that must be present in config.json */
-    annotation: v.optional(v.pipe(v.string(), v.minLength(1))),
-    /** pattern for the annotation's value (same glob/regex rule); any value when absent */
-    value: v.optional(v.string()),
-    backend: backendName,
-  }),
-  v.check((r) => r.id !== undefined || r.annotation !== undefined, "a rule needs `id` or `annotation` to match on"),
-  v.check((r) => r.value === undefined || r.annotation !== undefined, "`value` needs `annotation`"),
-);
+/** what a rule matches on: backend routing and network routing share it */
+const ruleMatch = {
+  name: v.optional(v.string()),
+  /** glob (`web-*`) or, when it starts with ^ or ends with $, a regular expression */
+  id: v.optional(v.pipe(v.string(), v.minLength(1))),
+  /** annotation key that must be present in config.json */
+  annotation: v.optional(v.pipe(v.string(), v.minLength(1))),
+  /** pattern for the annotation's value (same glob/regex rule); any value when absent */
+  value: v.optional(v.string()),
+};
+/** a rule: what it matches on plus what it selects (`backend`, `network`); it must match on something */
+function ruleSchema<E extends v.ObjectEntries>(selects: E) {
+  const has = (r: unknown, k: string) => (r as Record<string, unknown>)[k] !== undefined;
+  return v.pipe(
+    v.strictObject({ ...ruleMatch, ...selects }),
+    v.check((r) => has(r, "id") || has(r, "annotation"), "a rule needs `id` or `annotation` to match on"),
+    v.check((r) => !has(r, "value") || has(r, "annotation"), "`value` needs `annotation`"),
+  );
+}
+
+const RuleSchema = ruleSchema({ backend: backendName });
 
 const absPath = v.pipe(v.string(), v.startsWith("/", "must be an absolute path"));
 
@@ -52,18 +59,10 @@ const ProxmoxSchema = v.strictObject({
 
 // networking (src/network): which CNI network a container joins, where conflists and plugins live, and the
 // built-in `nexcage` network's bridge and subnet (tests and hosts pick their own so nothing collides)
-const NetworkRuleSchema = v.pipe(
-  v.strictObject({
-    name: v.optional(v.string()),
-    id: v.optional(v.pipe(v.string(), v.minLength(1))),
-    annotation: v.optional(v.pipe(v.string(), v.minLength(1))),
-    value: v.optional(v.string()),
-    /** a network name from the network directory, `nexcage`, or `none` */
-    network: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a network name (letters, digits, _ . -)")),
-  }),
-  v.check((r) => r.id !== undefined || r.annotation !== undefined, "a rule needs `id` or `annotation` to match on"),
-  v.check((r) => r.value === undefined || r.annotation !== undefined, "`value` needs `annotation`"),
-);
+const NetworkRuleSchema = ruleSchema({
+  /** a network name from the network directory, `nexcage`, or `none` */
+  network: v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "must be a network name (letters, digits, _ . -)")),
+});
 const cidr4 = v.pipe(v.string(), v.regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|30)$/, "must be an IPv4 CIDR such as 10.87.0.0/16 (prefix up to /30)"));
 const NetworkSchema = v.strictObject({
   /** the network of containers no rule or annotation places: `none` keeps runc's behaviour (loopback only) */

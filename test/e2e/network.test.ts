@@ -132,7 +132,7 @@ describe.each(["crun", "runc", "lxc"] as const)("%s: default network", (backend)
     expect(a.startsWith(PREFIX)).toBe(true);
     expect(b).not.toBe(a);
     // the container sees its address on eth0 and reaches the other one by address (TCP and ICMP)
-    expect(t.exec(`${backend}-b`, ["ip", "-4", "-o", "addr", "show", "eth0"]).stdout).toContain(`${b}/24`);
+    expect(t.exec(`${backend}-b`, ["ip", "addr", "show", "eth0"]).stdout).toContain(`inet ${b}/24`);
     expect(t.exec(`${backend}-b`, ["ping", "-c", "1", "-W", "3", a]).code).toBe(0);
     expect(t.exec(`${backend}-b`, wget(`http://${a}/`)).stdout).toBe("hello from nexcage\n");
     // from the client namespace, through the host's address: portmap's DNAT
