@@ -3,6 +3,7 @@
 // only the runtime capabilities it declares, runs DEL in reverse order and CHECK against the cached result.
 // The plugins (bridge, host-local, portmap, firewall, bandwidth, tuning, loopback ...) do the host work;
 // nothing here touches netlink or the firewall itself.
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import * as v from "valibot";
 import { NexcageError } from "../core/errors.ts";
@@ -132,8 +133,8 @@ function pluginError(out: string, err: string, code: number): string {
  * run are deleted again (newest first) so a failed ADD leaves nothing, then the error is thrown.
  * `after(i)` runs once plugin i succeeded (crash-test points and journaling hang off it).
  */
-export async function addList(list: ConfList, call: CniCall, after: (i: number, result: CniResult) => void = () => {}): Promise<CniResult> {
-  let result: CniResult | undefined;
+export async function addList(list: ConfList, call: CniCall, after: (i: number, result: CniResult) => void = () => {}, prevResult?: CniResult): Promise<CniResult> {
+  let result = prevResult;
   const done: PluginConf[] = [];
   try {
     for (const [i, plugin] of list.plugins.entries()) {
@@ -171,8 +172,46 @@ export async function delList(list: ConfList, call: CniCall, cached: CniResult |
   if (first) throw first;
 }
 
+/**
+ * CHECK every plugin against the cached result. Two CHECKs of Debian 12's plugins (1.1.1) fail on a healthy
+ * attachment, so nexcage verifies those itself: bandwidth's panics when no limit is set (nothing to check),
+ * and portmap's looks for the IPv4 DNAT chain in ip6tables too (fixed upstream later).
+ */
 export async function checkList(list: ConfList, call: CniCall, cached: CniResult): Promise<void> {
-  for (const plugin of list.plugins) await invoke("CHECK", list, plugin, call, cached);
+  for (const plugin of list.plugins) {
+    if (plugin.type === "bandwidth" && !hasBandwidth(plugin, call.runtimeConfig)) continue;
+    if (plugin.type === "portmap") {
+      checkPortmap(list, plugin, call, cached);
+      continue;
+    }
+    await invoke("CHECK", list, plugin, call, cached);
+  }
+}
+
+function hasBandwidth(plugin: PluginConf, rc: RuntimeConfig): boolean {
+  const p = plugin as Record<string, unknown>;
+  const bw = plugin.capabilities?.bandwidth ? rc.bandwidth : undefined;
+  return !!(p.ingressRate || p.egressRate || bw?.ingressRate || bw?.egressRate);
+}
+
+/** portmap's per-container DNAT chain (CNI-DN-<sha512(name+id)>, 28 characters) holds every mapping */
+export function portmapChain(network: string, containerId: string): string {
+  return `CNI-DN-${createHash("sha512").update(network + containerId).digest("hex")}`.slice(0, 28);
+}
+
+function checkPortmap(list: ConfList, plugin: PluginConf, call: CniCall, cached: CniResult): void {
+  const maps = plugin.capabilities?.portMappings ? (call.runtimeConfig.portMappings ?? []) : [];
+  if (!maps.length) return;
+  const chain = portmapChain(list.name, call.containerId);
+  const r = Bun.spawnSync(["iptables", "-w", "-t", "nat", "-S", chain], { stdout: "pipe", stderr: "pipe" });
+  const fail = (why: string) => new NexcageError("failure", `CNI CHECK ${list.name}/portmap: ${why}`);
+  if (r.exitCode !== 0) throw fail(`chain ${chain} not found in iptables table nat`);
+  const rules = r.stdout.toString();
+  const ip = (cached.ips ?? []).map((i) => i.address.split("/")[0]).find((a) => a && !a.includes(":"));
+  for (const m of maps) {
+    const re = new RegExp(`-p ${m.protocol} .*--dport ${m.hostPort} .*--to-destination ${ip?.replaceAll(".", "\\.")}:${m.containerPort}\\b`);
+    if (!re.test(rules)) throw fail(`no DNAT rule for host port ${m.hostPort}/${m.protocol} to ${ip}:${m.containerPort} in ${chain}`);
+  }
 }
 
 export function parseConfList(data: unknown, source: string): ConfList {

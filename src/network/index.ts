@@ -233,9 +233,20 @@ export class Network {
       const union = [...prev, ...next.filter((n) => !prev.some((p) => claimName(p) === claimName(n)))];
       a.runtimeConfig = { ...a.runtimeConfig, portMappings: union };
       this.write(a);
-      if (prev.length) await delList(list, this.call(a, cfg, { ...a.runtimeConfig, portMappings: prev }), a.result);
+      const result = a.result;
+      if (prev.length) await delList(list, this.call(a, cfg, { ...a.runtimeConfig, portMappings: prev }), result);
       faultPoint("network.ports-after-del");
-      if (next.length) await addList(list, this.call(a, cfg, { ...a.runtimeConfig, portMappings: next }));
+      try {
+        if (next.length) await addList(list, this.call(a, cfg, { ...a.runtimeConfig, portMappings: next }), undefined, result);
+      } catch (e) {
+        // put the old forwards back; the claims of the new ones go
+        if (prev.length) await addList(list, this.call(a, cfg, { ...a.runtimeConfig, portMappings: prev }), undefined, result).catch(() => {});
+        a.runtimeConfig = { ...a.runtimeConfig, portMappings: prev };
+        if (!prev.length) delete a.runtimeConfig.portMappings;
+        this.write(a);
+        for (const name of claimsOf(this.path("ports"), id)) if (!prev.some((m) => claimName(m) === name)) releaseClaim(this.path("ports"), name, id);
+        throw e;
+      }
       a.runtimeConfig = { ...a.runtimeConfig, portMappings: next };
       if (!next.length) delete a.runtimeConfig.portMappings;
       this.write(a);

@@ -60,12 +60,13 @@ function netmask(prefix: number): string {
 export function joinTap(netns: string, opts: { ifname?: string; tap?: string; multiQueue?: boolean } = {}): TapJoin {
   const ifname = opts.ifname ?? "eth0";
   const tap = opts.tap ?? "tap0";
-  const info = JSON.parse(must(netns, ["ip", "-j", "addr", "show", "dev", ifname], `${ifname} in ${netns}`))[0] as { address: string; mtu: number; addr_info: { family: string; local: string; prefixlen: number }[] };
+  const info = JSON.parse(must(netns, ["ip", "-j", "addr", "show", "dev", ifname], `${ifname} in ${netns}`))[0] as { address: string; mtu: number; addr_info: { family: string; local: string; prefixlen: number; scope: string }[] };
   const route = JSON.parse(must(netns, ["ip", "-j", "route", "show", "default"], "default route"))[0] as { gateway?: string } | undefined;
   must(netns, ["ip", "tuntap", "add", "dev", tap, "mode", "tap", ...(opts.multiQueue ? ["multi_queue"] : [])], `create ${tap}`);
   must(netns, ["ip", "link", "set", tap, "mtu", String(info.mtu), "up"], `${tap} up`);
   redirect(netns, ifname, tap);
-  const addresses = info.addr_info.filter((a) => a.family === "inet" || a.family === "inet6").map((a) => `${a.local}/${a.prefixlen}`);
+  // the guest configures its own link-local address
+  const addresses = info.addr_info.filter((a) => (a.family === "inet" || a.family === "inet6") && a.scope !== "link").map((a) => `${a.local}/${a.prefixlen}`);
   const v4 = info.addr_info.find((a) => a.family === "inet");
   const j: TapJoin = { tap, mac: info.address, addresses, mtu: info.mtu };
   if (route?.gateway) j.gateway = route.gateway;
