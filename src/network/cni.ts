@@ -177,6 +177,29 @@ export async function delList(list: ConfList, call: CniCall, cached: CniResult |
  * attachment, so nexcage verifies those itself: bandwidth's panics when no limit is set (nothing to check),
  * and portmap's looks for the IPv4 DNAT chain in ip6tables too (fixed upstream later).
  */
+/**
+ * After DEL: the bridge plugin removes its masquerade rule and chain (CNI-<sha512(name+id)>) only for the
+ * addresses it still finds on the container's interface, so an interface whose address was changed or
+ * removed inside the container leaks them. This removes what is left, found by the plugin's own comment
+ * (`name: "<network>" id: "<container>"`) and chain name; nothing else is touched.
+ */
+export function sweepBridgeMasq(list: ConfList, containerId: string): void {
+  if (!list.plugins.some((p) => p.type === "bridge" && (p as { ipMasq?: boolean }).ipMasq)) return;
+  const chain = `CNI-${createHash("sha512").update(list.name + containerId).digest("hex")}`.slice(0, 28);
+  const comment = `/* name: "${list.name}" id: "${containerId}" */`;
+  for (const tool of ["iptables", "ip6tables"]) {
+    // the normal case: DEL removed the chain, one call tells
+    if (Bun.spawnSync([tool, "-w", "-t", "nat", "-S", chain], { stdout: "ignore", stderr: "ignore" }).exitCode !== 0) continue;
+    const listing = Bun.spawnSync([tool, "-w", "-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers"], { stdout: "pipe", stderr: "ignore" });
+    if (listing.exitCode !== 0) continue;
+    const nums = listing.stdout.toString().split("\n").filter((l) => l.includes(comment) && l.includes(chain)).map((l) => Number(l.split(/\s+/)[0])).filter((n) => n > 0);
+    for (const n of nums.sort((a, b) => b - a)) Bun.spawnSync([tool, "-w", "-t", "nat", "-D", "POSTROUTING", String(n)], { stdout: "ignore", stderr: "ignore" });
+    if (Bun.spawnSync([tool, "-w", "-t", "nat", "-F", chain], { stdout: "ignore", stderr: "ignore" }).exitCode === 0) {
+      Bun.spawnSync([tool, "-w", "-t", "nat", "-X", chain], { stdout: "ignore", stderr: "ignore" });
+    }
+  }
+}
+
 export async function checkList(list: ConfList, call: CniCall, cached: CniResult): Promise<void> {
   for (const plugin of list.plugins) {
     if (plugin.type === "bandwidth" && !hasBandwidth(plugin, call.runtimeConfig)) continue;

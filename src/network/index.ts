@@ -13,7 +13,7 @@ import { NexcageError } from "../core/errors.ts";
 import { faultPoint } from "../core/fault.ts";
 import { log } from "../core/log.ts";
 import type { Spec } from "../oci/spec.ts";
-import { addList, checkList, delList, findPlugin, type CniCall, type CniResult, type ConfList, type PortMapping, type RuntimeConfig } from "./cni.ts";
+import { addList, checkList, delList, findPlugin, sweepBridgeMasq, type CniCall, type CniResult, type ConfList, type PortMapping, type RuntimeConfig } from "./cni.ts";
 import { applyEgress, bridgedTrafficFiltered, chainKey, removeEgress } from "./egress.ts";
 import { loadNetwork } from "./networks.ts";
 import { isNetns, pin, unpin } from "./netns.ts";
@@ -180,6 +180,7 @@ export class Network {
     // DEL needs a real netns or none at all: a pin file a crash left unmounted is no namespace
     if (!isNetns(a.netns)) unpin(a.netns);
     await delList(a.conflist, this.call(a, cfg), a.result);
+    sweepBridgeMasq(a.conflist, id);
     faultPoint("network.after-del");
     for (const name of claimsOf(this.path("ports"), id)) releaseClaim(this.path("ports"), name, id);
     unpin(a.netns);

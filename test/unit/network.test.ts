@@ -2,7 +2,7 @@
 // the egress nft script, CNI result reading. Pure functions, no root needed.
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/core/config.ts";
-import { pluginInput, type ConfList } from "../../src/network/cni.ts";
+import { pluginInput, portmapChain, type ConfList } from "../../src/network/cni.ts";
 import { chainKey, egressScript } from "../../src/network/egress.ts";
 import { describe as describeResult, readNetDev } from "../../src/network/index.ts";
 import { builtinNetwork } from "../../src/network/networks.ts";
@@ -122,6 +122,11 @@ describe("CNI protocol pieces", () => {
     expect(pluginInput(list, list.plugins[1] as never, rc, prev)).toEqual({ type: "portmap", capabilities: { portMappings: true }, cniVersion: "1.0.0", name: "n", runtimeConfig: rc, prevResult: prev });
     // no bandwidth asked: no runtimeConfig at all
     expect(pluginInput(list, list.plugins[2] as never, rc, prev)).not.toHaveProperty("runtimeConfig");
+  });
+  test("portmap's per-container chain name, as the plugin derives it (CNI-DN- + sha512(name+id), 28 chars)", () => {
+    // the name Debian's portmap gave container "again" on network "nexcage" in an e2e run
+    expect(portmapChain("nexcage", "again")).toBe("CNI-DN-1c039e9b8a9f7d68cba70");
+    expect(portmapChain("nexcage", "x".repeat(1000))).toHaveLength(28);
   });
   test("reading a bridge result: host veth, addresses, MAC", () => {
     const r = {
