@@ -70,6 +70,18 @@ export interface CniCall {
 
 type Command = "ADD" | "DEL" | "CHECK";
 
+/**
+ * portmap and bandwidth with nothing to do (no mappings, no limits, in the runtime config or their own) pass
+ * the previous result through on ADD and return at once on DEL and CHECK: not running them saves two plugin
+ * starts per create and per delete. `nexcage port add` runs portmap itself when mappings appear later.
+ */
+export function idle(plugin: PluginConf, rc: RuntimeConfig): boolean {
+  const p = plugin as Record<string, unknown>;
+  if (plugin.type === "portmap") return !(plugin.capabilities?.portMappings && rc.portMappings?.length);
+  if (plugin.type === "bandwidth") return !(p.ingressRate || p.egressRate || (plugin.capabilities?.bandwidth && (rc.bandwidth?.ingressRate || rc.bandwidth?.egressRate)));
+  return false;
+}
+
 /** A plugin's full path, or a clear error naming the directories searched. */
 export function findPlugin(type: string, dirs: string[]): string {
   for (const d of dirs) if (existsSync(`${d}/${type}`)) return `${d}/${type}`;
@@ -138,6 +150,7 @@ export async function addList(list: ConfList, call: CniCall, after: (i: number, 
   const done: PluginConf[] = [];
   try {
     for (const [i, plugin] of list.plugins.entries()) {
+      if (idle(plugin, call.runtimeConfig)) continue;
       const r = await invoke("ADD", list, plugin, call, result);
       done.push(plugin);
       if (r) result = r;
@@ -156,6 +169,7 @@ export async function addList(list: ConfList, call: CniCall, after: (i: number, 
 export async function delList(list: ConfList, call: CniCall, cached: CniResult | undefined): Promise<void> {
   let first: unknown;
   for (const plugin of [...list.plugins].reverse()) {
+    if (idle(plugin, call.runtimeConfig)) continue;
     try {
       findPlugin(plugin.type, call.path);
     } catch (e) {
@@ -174,8 +188,8 @@ export async function delList(list: ConfList, call: CniCall, cached: CniResult |
 
 /**
  * CHECK every plugin against the cached result. Two CHECKs of Debian 12's plugins (1.1.1) fail on a healthy
- * attachment, so nexcage verifies those itself: bandwidth's panics when no limit is set (nothing to check),
- * and portmap's looks for the IPv4 DNAT chain in ip6tables too (fixed upstream later).
+ * attachment: bandwidth's panics when no limit is set (idle: not run) and portmap's looks for the IPv4 DNAT
+ * chain in ip6tables too (fixed upstream later), so nexcage checks portmap's chain itself.
  */
 /**
  * After DEL: the bridge plugin removes its masquerade rule and chain (CNI-<sha512(name+id)>) only for the
@@ -202,19 +216,13 @@ export function sweepBridgeMasq(list: ConfList, containerId: string): void {
 
 export async function checkList(list: ConfList, call: CniCall, cached: CniResult): Promise<void> {
   for (const plugin of list.plugins) {
-    if (plugin.type === "bandwidth" && !hasBandwidth(plugin, call.runtimeConfig)) continue;
+    if (idle(plugin, call.runtimeConfig)) continue;
     if (plugin.type === "portmap") {
       checkPortmap(list, plugin, call, cached);
       continue;
     }
     await invoke("CHECK", list, plugin, call, cached);
   }
-}
-
-function hasBandwidth(plugin: PluginConf, rc: RuntimeConfig): boolean {
-  const p = plugin as Record<string, unknown>;
-  const bw = plugin.capabilities?.bandwidth ? rc.bandwidth : undefined;
-  return !!(p.ingressRate || p.egressRate || bw?.ingressRate || bw?.egressRate);
 }
 
 /** portmap's per-container DNAT chain (CNI-DN-<sha512(name+id)>, 28 characters) holds every mapping */

@@ -89,9 +89,11 @@ function netRuntime(backend: string, network: Record<string, unknown> = {}) {
   const attachment = (id: string) => JSON.parse(readFileSync(join(rt.root, "network/attachments", `${id}.json`), "utf8"));
   const ipOf = (id: string): string => attachment(id).ips[0];
   const exec = (id: string, cmd: string[]) => inNs([...rt.argv, "exec", id, ...cmd], 30_000);
-  const cleanup = (bundlesToo = true) => {
+  const cleanup = (all = true) => {
     for (const id of existsSync(join(rt.root, "containers")) ? readdirSync(join(rt.root, "containers")) : []) nx(["delete", "--force", id]);
-    if (bundlesToo) for (const c of bundles.splice(0)) c();
+    if (!all) return;
+    for (const c of bundles.splice(0)) c();
+    rmSync(rt.dir, { recursive: true, force: true });
   };
   return { rt, nx, nxOut, bundle, run, attachment, ipOf, exec, cleanup };
 }
@@ -158,6 +160,33 @@ function hostServer(dir: string) {
   writeFileSync(join(www, "index.html"), "hello from the host\n");
   return Bun.spawn(["nsenter", `--net=${NSPATH}`, "busybox", "httpd", "-f", "-p", "18501", "-h", www], { stdout: "ignore", stderr: "ignore" });
 }
+
+describe("crun: network.default and containers that bring their own namespace", () => {
+  const t = netRuntime("crun", { default: "nexcage" });
+  afterAll(() => t.cleanup());
+
+  test("the default network applies without annotations; a netns given by path is left alone; none opts out", () => {
+    t.run("dflt", {}, ["sleep", "1000"]);
+    expect(t.attachment("dflt").network).toBe("nexcage");
+    // podman's and containerd's case: the config names the namespace (here: the test namespace itself)
+    const b = makeBundle({ args: ["sleep", "1000"], edit: (sp) => (sp.linux.namespaces = sp.linux.namespaces.map((n: { type: string }) => (n.type === "network" ? { type: "network", path: NSPATH } : n))) });
+    try {
+      const c = t.nx(["create", "--bundle", b.dir, "byo"]);
+      expect(c.stderr).toBe("");
+      expect(c.code).toBe(0);
+      expect(existsSync(join(t.rt.root, "network/attachments/byo.json"))).toBe(false);
+      const pid = JSON.parse(t.nxOut(["state", "byo"]).stdout).pid;
+      expect(sh(["readlink", `/proc/${pid}/ns/net`]).stdout).toBe(inNs(["readlink", "/proc/self/ns/net"]).stdout);
+      t.run("opted-out", { "org.nexcage.network": "none" }, ["sleep", "1000"]);
+      expect(existsSync(join(t.rt.root, "network/attachments/opted-out.json"))).toBe(false);
+      expect(t.exec("opted-out", ["ip", "link"]).stdout).not.toContain("eth0");
+    } finally {
+      for (const id of ["dflt", "byo", "opted-out"]) t.nx(["delete", "--force", id]);
+      b.cleanup();
+    }
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+});
 
 describe("crun: ports, egress, bandwidth, stats, health", () => {
   const t = netRuntime("crun");

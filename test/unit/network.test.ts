@@ -2,7 +2,7 @@
 // the egress nft script, CNI result reading. Pure functions, no root needed.
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../src/core/config.ts";
-import { pluginInput, portmapChain, type ConfList } from "../../src/network/cni.ts";
+import { idle, pluginInput, portmapChain, type ConfList } from "../../src/network/cni.ts";
 import { chainKey, egressScript } from "../../src/network/egress.ts";
 import { describe as describeResult, readNetDev } from "../../src/network/index.ts";
 import { builtinNetwork } from "../../src/network/networks.ts";
@@ -122,6 +122,18 @@ describe("CNI protocol pieces", () => {
     expect(pluginInput(list, list.plugins[1] as never, rc, prev)).toEqual({ type: "portmap", capabilities: { portMappings: true }, cniVersion: "1.0.0", name: "n", runtimeConfig: rc, prevResult: prev });
     // no bandwidth asked: no runtimeConfig at all
     expect(pluginInput(list, list.plugins[2] as never, rc, prev)).not.toHaveProperty("runtimeConfig");
+  });
+  test("portmap and bandwidth with nothing to do are not run; other plugins always are", () => {
+    const [bridge, portmap, bandwidth] = list.plugins as [never, never, never];
+    expect(idle(bridge, {})).toBe(false);
+    expect(idle(portmap, {})).toBe(true);
+    expect(idle(portmap, { portMappings: [] })).toBe(true);
+    expect(idle(portmap, rc)).toBe(false);
+    expect(idle(bandwidth, {})).toBe(true);
+    expect(idle(bandwidth, { bandwidth: { egressRate: 1e6, egressBurst: 1e5 } })).toBe(false);
+    // static limits in the conflist count too; a runtime value without the capability does not
+    expect(idle({ type: "bandwidth", ingressRate: 1e6, ingressBurst: 1e5 } as never, {})).toBe(false);
+    expect(idle({ type: "portmap" } as never, rc)).toBe(true);
   });
   test("portmap's per-container chain name, as the plugin derives it (CNI-DN- + sha512(name+id), 28 chars)", () => {
     // the name Debian's portmap gave container "again" on network "nexcage" in an e2e run
