@@ -118,9 +118,11 @@ export async function invoke(command: Command, list: ConfList, plugin: PluginCon
       CNI_PATH: call.path.join(":"),
     },
   });
+  const t0 = performance.now();
   const timer = setTimeout(() => proc.kill("SIGKILL"), call.timeoutMs);
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
+  log().debug(`CNI ${command} ${list.name}/${plugin.type} ${call.containerId}: exit ${code} in ${(performance.now() - t0).toFixed(1)} ms`);
   if (proc.signalCode === "SIGKILL") throw new NexcageError("timeout", `CNI ${command} ${list.name}/${plugin.type}: no answer within ${call.timeoutMs / 1000} s`);
   if (code !== 0) throw new NexcageError("failure", `CNI ${command} ${list.name}/${plugin.type}: ${pluginError(out, err, code)}`);
   if (command !== "ADD") return undefined;
