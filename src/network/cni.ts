@@ -199,11 +199,13 @@ export async function delList(list: ConfList, call: CniCall, cached: CniResult |
  * removed inside the container leaks them. This removes what is left, found by the plugin's own comment
  * (`name: "<network>" id: "<container>"`) and chain name; nothing else is touched.
  */
-export function sweepBridgeMasq(list: ConfList, containerId: string): void {
+export function sweepBridgeMasq(list: ConfList, containerId: string, cached: CniResult | undefined): void {
   if (!list.plugins.some((p) => p.type === "bridge" && (p as { ipMasq?: boolean }).ipMasq)) return;
+  // ip6tables only where the container had an IPv6 address (each look costs a process start)
+  const tools = (cached?.ips ?? []).some((i) => i.address.includes(":")) ? ["iptables", "ip6tables"] : ["iptables"];
   const chain = `CNI-${createHash("sha512").update(list.name + containerId).digest("hex")}`.slice(0, 28);
   const comment = `/* name: "${list.name}" id: "${containerId}" */`;
-  for (const tool of ["iptables", "ip6tables"]) {
+  for (const tool of tools) {
     // the normal case: DEL removed the chain, one call tells
     if (Bun.spawnSync([tool, "-w", "-t", "nat", "-S", chain], { stdout: "ignore", stderr: "ignore" }).exitCode !== 0) continue;
     const listing = Bun.spawnSync([tool, "-w", "-t", "nat", "-L", "POSTROUTING", "-n", "--line-numbers"], { stdout: "pipe", stderr: "ignore" });

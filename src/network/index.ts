@@ -180,7 +180,7 @@ export class Network {
     // DEL needs a real netns or none at all: a pin file a crash left unmounted is no namespace
     if (!isNetns(a.netns)) unpin(a.netns);
     await delList(a.conflist, this.call(a, cfg), a.result);
-    sweepBridgeMasq(a.conflist, id);
+    sweepBridgeMasq(a.conflist, id, a.result);
     faultPoint("network.after-del");
     for (const name of claimsOf(this.path("ports"), id)) releaseClaim(this.path("ports"), name, id);
     unpin(a.netns);
