@@ -188,6 +188,45 @@ describe("crun: network.default and containers that bring their own namespace", 
   });
 });
 
+describe("lxc: a user conflist from the network directory", () => {
+  const dir = `/tmp/${NS}-networks`;
+  const t = netRuntime("lxc", { dir });
+  afterAll(() => {
+    t.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("bridge + host-local + tuning from a file, chained by the CNI protocol", () => {
+    mkdirSync(dir, { recursive: true });
+    const sub = `10.98.${process.pid % 250}`;
+    writeFileSync(
+      join(dir, "lab.conflist"),
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "lab",
+        plugins: [
+          { type: "bridge", bridge: "nxt2", isGateway: true, ipam: { type: "host-local", ranges: [[{ subnet: `${sub}.0/24` }]], dataDir: join(t.rt.dir, "lab-ipam") } },
+          { type: "tuning", sysctl: { "net.ipv4.conf.eth0.accept_redirects": "0" } },
+        ],
+      }),
+    );
+    t.run("lab1", { "org.nexcage.network": "lab" }, ["sleep", "1000"]);
+    const a = t.attachment("lab1");
+    expect(a.network).toBe("lab");
+    expect(a.ips[0].startsWith(`${sub}.`)).toBe(true);
+    // tuning ran inside the container's namespace, on the bridge plugin's result
+    expect(t.exec("lab1", ["cat", "/proc/sys/net/ipv4/conf/eth0/accept_redirects"]).stdout).toBe("0\n");
+    // a name that no file and no built-in has
+    const c = t.nx(["create", "--bundle", t.bundle({ "org.nexcage.network": "nope" }), "nope"]);
+    expect(c.code).toBe(ExitCode.invalidSpec);
+    expect(c.stderr).toContain('network "nope" not found');
+    expect(c.stderr).toContain("networks: nexcage, lab, none");
+    expect(t.nx(["delete", "--force", "lab1"]).code).toBe(0);
+    expect(readdirSync(join(t.rt.dir, "lab-ipam/lab")).filter((f) => /^\d/.test(f))).toEqual([]);
+    expect(leaks(t.rt.root)).toEqual([]);
+  });
+});
+
 describe("crun: ports, egress, bandwidth, stats, health", () => {
   const t = netRuntime("crun");
   let server: ReturnType<typeof hostServer> | undefined;
