@@ -3,12 +3,15 @@
 // the bridge, nexcage-net-<pid>-c for an outside client joined to it by a veth pair); nothing touches the
 // machine's own interfaces, routes or firewall, and no packet leaves those namespaces. nexcage is entered
 // into the namespace with `nsenter --net` (not `ip netns exec`, which remounts /sys and hides the cgroups).
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ExitCode } from "../../src/core/errors.ts";
 import { makeBundle } from "../fixtures/busybox.ts";
 import { hostSetup, runtimeFor, waitFor } from "./helpers.ts";
+
+// the preload's default does not reach every file in a whole-suite run; these tests wait on real sockets
+setDefaultTimeout(120_000);
 
 const NS = `nexcage-net-${process.pid}`;
 const CLIENT_NS = `${NS}-c`;
@@ -118,6 +121,18 @@ function leaks(root: string): string[] {
   const ifb = inNs(["ip", "-o", "link", "show", "type", "ifb"]).stdout.trim();
   if (ifb) found.push(`ifb ${ifb}`);
   return found;
+}
+
+/** what to look at when a connection that should work does not */
+function diagnose(root: string, id: string): string {
+  const a = JSON.parse(readFileSync(join(root, "network/attachments", `${id}.json`), "utf8"));
+  return [
+    `attachment: ${JSON.stringify({ ips: a.ips, mac: a.mac, hostIf: a.hostIf, ports: a.runtimeConfig.portMappings })}`,
+    `neigh: ${inNs(["ip", "neigh"]).stdout}`,
+    `fdb: ${inNs(["bridge", "fdb", "show", "br", "nxt0"]).stdout}`,
+    `container: ${sh(["nsenter", `--net=${a.netns}`, "ip", "addr"]).stdout}${sh(["nsenter", `--net=${a.netns}`, "ss", "-ltn"]).stdout}`,
+    `ruleset: ${inNs(["nft", "list", "ruleset"]).stdout}`,
+  ].join("\n");
 }
 
 /**
@@ -293,7 +308,9 @@ describe("crun: ports, egress, bandwidth, stats, health", () => {
     expect(t.exec("web", get(`${PREFIX}.1`, 18501)).stdout).toBe("hello from the host\n");
     expect(t.exec("closed", get(`${PREFIX}.1`, 18501, 10)).stderr).toContain("Connection refused");
     // inbound through the forwarded port still works: replies belong to established connections
-    expect(inClient(hostGet(HOST_IP, 18090)).stdout).toBe("hello from nexcage\n");
+    const inbound = inClient(hostGet(HOST_IP, 18090));
+    if (inbound.stdout !== "hello from nexcage\n") console.error(diagnose(t.rt.root, "closed"));
+    expect(inbound.stdout).toBe("hello from nexcage\n");
     // others reach it directly too
     expect(t.exec("web", get(t.ipOf("closed"))).stdout).toBe("hello from nexcage\n");
     // its own chain, keyed by its address, and nobody else's
